@@ -1,0 +1,124 @@
+//! `blockhub ingest SOURCE FILE...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use blockhub_connector::{FileReport, IngestReport, SourceKind, ingest};
+use blockhub_model::PersonKeyer;
+use clap::{Args, ValueEnum};
+
+use crate::BrokerArgs;
+use crate::config::DataDir;
+
+/// Which export a file is.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceName {
+    /// The staffing office's unit quota list.
+    Quota,
+    /// The staffing office's real-name roster.
+    Roster,
+    /// The finance bureau's monthly payroll.
+    Payroll,
+}
+
+/// Flags of `ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The source the files come from.
+    pub source: SourceName,
+    /// The exports (.csv in UTF-8 or GB18030, .xlsx).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print the counts as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Broker settings.
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+}
+
+/// Runs `ingest`.
+pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
+    let source = match args.source {
+        SourceName::Quota => SourceKind::Quota,
+        SourceName::Roster => SourceKind::Roster,
+        SourceName::Payroll => SourceKind::Payroll,
+    };
+    let settings = super::kafka_settings(data, &args.broker);
+    let keyer = PersonKeyer::new(&data.key_secret()?).context("person-key secret")?;
+    let report = ingest(source, &args.files, &settings, keyer)
+        .await
+        .with_context(|| format!("publishing to the broker at {}", settings.brokers))?;
+
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["total"] = serde_json::to_value(report.total())?;
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        print_table(
+            &report,
+            &settings.topic(blockhub_model::EventKind::DeadLetter),
+        );
+    }
+    Ok(if report.has_failures() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_table(report: &IngestReport, dead_letter_topic: &str) {
+    println!(
+        "{:<32} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}",
+        "file", "rows read", "published", "title", "blank", "totals", "rejected"
+    );
+    let line = |file: &FileReport, name: &str| {
+        println!(
+            "{:<32} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}",
+            name,
+            file.rows_read,
+            file.published,
+            file.skipped_title,
+            file.skipped_blank,
+            file.skipped_totals,
+            file.rejected
+        );
+    };
+    for file in &report.files {
+        let name = std::path::Path::new(&file.file)
+            .file_name()
+            .map_or(file.file.clone(), |n| n.to_string_lossy().into_owned());
+        line(file, &name);
+    }
+    if report.files.len() > 1 {
+        line(&report.total(), "total");
+    }
+    for file in &report.files {
+        for sample in &file.rejected_sample {
+            println!(
+                "  rejected {} row {}: {}",
+                file.file, sample.row, sample.reason
+            );
+        }
+        if file.rejected > file.rejected_sample.len() as u64 {
+            println!(
+                "  ... and {} more",
+                file.rejected - file.rejected_sample.len() as u64
+            );
+        }
+        if file.padded > 0 {
+            println!(
+                "  {}: {} short rows padded with empty cells",
+                file.file, file.padded
+            );
+        }
+        if let Some(error) = &file.error {
+            println!("  FAILED {}: {error}", file.file);
+        }
+    }
+    let rejected = report.total().rejected;
+    if rejected > 0 {
+        println!("Rejected rows are kept, with their reasons, on topic {dead_letter_topic}.");
+    }
+}

@@ -1,0 +1,178 @@
+//! `blockhub lookup ID`: a person's roster entries and latest pay.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
+use blockhub_gateway::proto::{LookupReply, LookupRequest};
+use clap::Args;
+use serde_json::json;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ClientArgs;
+use crate::config::DataDir;
+
+/// Flags of `lookup`.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// The citizen ID (18 digits, or the legacy 15).
+    pub citizen_id: String,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Gateway settings.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Connects to the gateway.
+pub async fn connect(gateway: &str) -> Result<Channel> {
+    Endpoint::from_shared(gateway.to_string())
+        .with_context(|| format!("{gateway} is not a valid gateway URL"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .with_context(|| {
+            format!("cannot reach the gateway at {gateway}; is the hub running (blockhub up)?")
+        })
+}
+
+/// Adds the bearer token to a request.
+pub fn authorised<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("the token has invalid characters")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+/// Runs `lookup`.
+pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
+    let (gateway, token) = super::client_settings(data, &args.client);
+    let channel = connect(&gateway).await?;
+    let request = authorised(
+        LookupRequest {
+            citizen_id: args.citizen_id.clone(),
+        },
+        token.as_deref(),
+    )?;
+    let reply = match PersonLookupClient::new(channel).lookup(request).await {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => {
+            let hint = match status.code() {
+                Code::NotFound => "no roster entry or payment names that person",
+                Code::InvalidArgument => "the ID was refused",
+                Code::Unauthenticated => {
+                    "the gateway refused the token; pass --token or BLOCKHUB_TOKEN, or run \
+                     where `blockhub up` wrote its operator token (--data-dir)"
+                }
+                Code::Unavailable => "the gateway or its store is unavailable; try again",
+                _ => "the gateway could not answer",
+            };
+            eprintln!("lookup: {hint}: {}", status.message());
+            return Ok(ExitCode::from(match status.code() {
+                Code::NotFound => 3,
+                Code::Unauthenticated | Code::PermissionDenied => 4,
+                _ => 5,
+            }));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&reply_json(&reply))?);
+    } else {
+        print_reply(&reply);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The reply as JSON, with the employer (the unit of the active post) and
+/// the latest pay spelled out.
+pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
+    let posts: Vec<serde_json::Value> = reply
+        .posts
+        .iter()
+        .map(|post| {
+            json!({
+                "unit_code": post.unit_code,
+                "unit_name": post.unit_name,
+                "post_category": post.post_category,
+                "post_category_label": post.post_category_label,
+                "employment_form": post.employment_form,
+                "hire_date": empty_to_null(&post.hire_date),
+                "contract_start": empty_to_null(&post.contract_start),
+                "contract_end": empty_to_null(&post.contract_end),
+                "contract_open_ended": post.contract_open_ended,
+                "status": post.status,
+                "status_label": post.status_label,
+                "left_on": empty_to_null(&post.left_on),
+            })
+        })
+        .collect();
+    let employers: Vec<&str> = reply
+        .posts
+        .iter()
+        .filter(|post| post.status == "在职")
+        .map(|post| post.unit_code.as_str())
+        .collect();
+    let payment = reply.latest_payment.as_ref().map(|p| {
+        json!({"month": p.month, "unit_code": p.unit_code, "unit_name": p.unit_name,
+               "gross": p.gross, "net": p.net})
+    });
+    json!({
+        "id": reply.citizen_id_masked,
+        "name": reply.name,
+        "employers": employers,
+        "posts": posts,
+        "latest_payment": payment,
+    })
+}
+
+fn empty_to_null(text: &str) -> serde_json::Value {
+    if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(text)
+    }
+}
+
+fn print_reply(reply: &LookupReply) {
+    println!("{} {}", reply.citizen_id_masked, reply.name);
+    if reply.posts.is_empty() {
+        println!("  no roster entry");
+    }
+    for post in &reply.posts {
+        let contract = if post.contract_open_ended {
+            format!("{} – open-ended", post.contract_start)
+        } else {
+            format!("{} – {}", post.contract_start, post.contract_end)
+        };
+        println!(
+            "  {} {} ({})  {} {}  hired {}  contract {}{}",
+            post.status_label,
+            post.unit_name,
+            post.unit_code,
+            post.post_category_label,
+            post.employment_form,
+            post.hire_date,
+            contract,
+            if post.left_on.is_empty() {
+                String::new()
+            } else {
+                format!("  left {}", post.left_on)
+            },
+        );
+    }
+    match &reply.latest_payment {
+        Some(p) => println!(
+            "  latest pay {} from {} ({}): gross {}, net {}",
+            p.month, p.unit_name, p.unit_code, p.gross, p.net
+        ),
+        None => println!("  no payment on record"),
+    }
+}

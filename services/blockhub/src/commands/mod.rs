@@ -1,0 +1,108 @@
+//! One module per command.
+
+pub mod gateway;
+pub mod health;
+pub mod ingest;
+pub mod lookup;
+pub mod merger;
+pub mod token;
+pub mod up;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use blockhub_model::KafkaSettings;
+
+use crate::config::{DEFAULT_BROKER_PORT, DataDir};
+use crate::{BrokerArgs, Cli, ClientArgs, Command};
+
+/// Runs a command.
+pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let data = DataDir::open(&cli.data_dir)?;
+    match cli.command {
+        Command::Up(args) => up::run(&data, args).await,
+        Command::Ingest(args) => ingest::run(&data, args).await,
+        Command::Merger(args) => merger::run(&data, args).await,
+        Command::Gateway(args) => gateway::run(&data, args).await,
+        Command::Lookup(args) => lookup::run(&data, args).await,
+        Command::Health(args) => health::run(&data, args).await,
+        Command::Token(command) => token::run(&data, command),
+    }
+}
+
+/// Kafka settings from flags, else the running hub, else defaults.
+pub fn kafka_settings(data: &DataDir, args: &BrokerArgs) -> KafkaSettings {
+    let hub = data.hub();
+    let brokers = args
+        .brokers
+        .clone()
+        .or_else(|| hub.as_ref().map(|hub| hub.brokers.clone()))
+        .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_BROKER_PORT}"));
+    let mut settings = KafkaSettings::new(brokers);
+    if let Some(prefix) = args
+        .topic_prefix
+        .clone()
+        .or_else(|| hub.map(|hub| hub.topic_prefix))
+    {
+        settings.topic_prefix = prefix;
+    }
+    settings.partitions = args.partitions;
+    settings.replication = args.replication;
+    settings
+}
+
+/// Kafka settings from flags only, for the hub that is starting (its own
+/// earlier hub.json must not be read back).
+pub fn kafka_settings_fresh(args: &BrokerArgs) -> KafkaSettings {
+    let brokers = args
+        .brokers
+        .clone()
+        .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_BROKER_PORT}"));
+    let mut settings = KafkaSettings::new(brokers);
+    if let Some(prefix) = &args.topic_prefix {
+        settings.topic_prefix = prefix.clone();
+    }
+    settings.partitions = args.partitions;
+    settings.replication = args.replication;
+    settings
+}
+
+/// The gateway URL and token from flags, else the running hub's files.
+pub fn client_settings(data: &DataDir, args: &ClientArgs) -> (String, Option<String>) {
+    let gateway = args
+        .gateway
+        .clone()
+        .or_else(|| data.hub().map(|hub| hub.gateway))
+        .unwrap_or_else(|| format!("http://{}", crate::config::DEFAULT_GATEWAY_LISTEN));
+    let gateway = if gateway.contains("://") {
+        gateway
+    } else {
+        format!("http://{gateway}")
+    };
+    let token = args.token.clone().or_else(|| data.operator_token());
+    (gateway, token)
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

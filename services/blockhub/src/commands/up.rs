@@ -1,0 +1,189 @@
+//! `blockhub up`: a whole hub on one machine.
+//!
+//! Starts (or uses) a broker, opens the store, runs the merger and the
+//! gateway in this process, writes `hub.json` for the client commands, and
+//! stops everything cleanly on Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use blockhub_gateway::{BoundGateway, TokenRegistry};
+use blockhub_merger::store::redact;
+use blockhub_merger::{MergerConfig, Store};
+use clap::Args;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::BrokerArgs;
+use crate::broker::EmbeddedBroker;
+use crate::config::{DEFAULT_BROKER_PORT, DEFAULT_GATEWAY_LISTEN, DataDir, HubFile};
+
+/// Flags of `up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The store: postgres://user@host/db for PostgreSQL. Default: SQLite
+    /// in --data-dir.
+    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The gateway's address.
+    #[arg(long, env = "BLOCKHUB_LISTEN", default_value = DEFAULT_GATEWAY_LISTEN)]
+    pub listen: String,
+    /// Port of the embedded broker (ignored with --brokers).
+    #[arg(long, env = "BLOCKHUB_BROKER_PORT", default_value_t = DEFAULT_BROKER_PORT)]
+    pub broker_port: u16,
+    /// The tansu binary for the embedded broker. Default: BLOCKHUB_TANSU,
+    /// the cache, PATH; installed with cargo when none is found.
+    #[arg(long)]
+    pub tansu: Option<PathBuf>,
+    /// The tokens file. Default: tokens.toml in --data-dir.
+    #[arg(long, env = "BLOCKHUB_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Broker settings; --brokers uses an external Kafka instead of the
+    /// embedded broker.
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+}
+
+/// Runs the hub until stopped.
+pub async fn run(data: &DataDir, args: UpArgs) -> Result<ExitCode> {
+    if let Some(hub) = data.hub()
+        && process_alive(hub.pid)
+    {
+        bail!(
+            "a hub (pid {}) already runs with data directory {}; stop it first \
+                 (kill -TERM {}) or pass another --data-dir",
+            hub.pid,
+            data.root().display(),
+            hub.pid
+        );
+    }
+    let tokens_file = args
+        .tokens_file
+        .clone()
+        .unwrap_or_else(|| data.path("tokens.toml"));
+    let operator_token = data.ensure_operator_token(&tokens_file)?;
+    data.key_secret()?;
+
+    let embedded = match &args.broker.brokers {
+        Some(_) => None,
+        None => Some(EmbeddedBroker::start(data, args.broker_port, args.tansu.as_deref()).await?),
+    };
+    let mut broker_args = args.broker.clone();
+    if let Some(broker) = &embedded {
+        broker_args.brokers = Some(broker.address.clone());
+    }
+    let kafka = super::kafka_settings_fresh(&broker_args);
+    let result = serve(
+        data,
+        &args,
+        kafka,
+        &tokens_file,
+        &operator_token,
+        embedded.as_ref(),
+    )
+    .await;
+
+    data.remove_hub();
+    if let Some(broker) = embedded {
+        broker.stop().await;
+    }
+    result
+}
+
+async fn serve(
+    data: &DataDir,
+    args: &UpArgs,
+    kafka: blockhub_model::KafkaSettings,
+    tokens_file: &std::path::Path,
+    operator_token: &std::path::Path,
+    embedded: Option<&EmbeddedBroker>,
+) -> Result<ExitCode> {
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| data.store_url());
+    let store = Store::open(&url).await.context("opening the store")?;
+    let tokens = TokenRegistry::load(tokens_file).context("loading gateway tokens")?;
+    let gateway = BoundGateway::bind(&args.listen, store.clone(), tokens).await?;
+    let address = gateway.address();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let merger_config = MergerConfig::new(kafka.clone());
+    let mut merger = tokio::spawn(blockhub_merger::run(
+        merger_config,
+        store.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let mut gateway = tokio::spawn(gateway.serve(stopped(stop_rx)));
+
+    data.write_hub(&HubFile {
+        brokers: kafka.brokers.clone(),
+        topic_prefix: kafka.topic_prefix.clone(),
+        gateway: format!("http://{address}"),
+        store: redact(&url),
+        pid: std::process::id(),
+    })?;
+    let broker_line = match embedded {
+        Some(broker) => format!(
+            "{} (embedded tansu, pid {}, data {}, log {})",
+            broker.address,
+            broker.pid().unwrap_or_default(),
+            broker.storage.display(),
+            broker.log.display()
+        ),
+        None => format!("{} (external)", kafka.brokers),
+    };
+    println!("Blockhub is up.");
+    println!("  broker   {broker_line}");
+    println!("  store    {}", redact(&url));
+    println!(
+        "  merger   consumer group blockhub-merger, topics {}*",
+        kafka.topic_prefix
+    );
+    println!(
+        "  gateway  http://{address} (operator token in {})",
+        operator_token.display()
+    );
+    println!("  stop     Ctrl-C, or: kill -TERM {}", std::process::id());
+    info!(%address, "Hub running.");
+
+    let outcome = tokio::select! {
+        _ = super::stop_signal() => { info!("Stop requested."); Ok(()) }
+        result = &mut merger => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context("merger failed")),
+            Err(join) => Err(anyhow::anyhow!("merger task ended: {join}")),
+        },
+        result = &mut gateway => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context("gateway failed")),
+            Err(join) => Err(anyhow::anyhow!("gateway task ended: {join}")),
+        },
+    };
+    let _ = stop_tx.send(true);
+    if !merger.is_finished() {
+        let _ = merger.await;
+    }
+    if !gateway.is_finished() {
+        let _ = gateway.await;
+    }
+    store.close().await;
+    match outcome {
+        Ok(()) => {
+            info!("Hub stopped.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            error!(error = %format!("{error:#}"), "Hub stopped after a failure.");
+            Err(error)
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    PathBuf::from(format!("/proc/{pid}")).exists() && pid != std::process::id()
+}

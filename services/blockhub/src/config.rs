@@ -1,0 +1,171 @@
+//! Where a hub keeps its files, and how clients find a running hub.
+//!
+//! On one machine everything lives in the data directory: the store, the
+//! broker's files, the person-key secret, the tokens file, a local
+//! operator token and `hub.json`, which `blockhub up` writes so that the
+//! client commands find the broker and gateway without flags. Flags and
+//! environment variables override each of these for deployments that
+//! spread the services over machines.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use blockhub_gateway::{TokenEntry, TokensFile, hash_token};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+/// The default gateway address.
+pub const DEFAULT_GATEWAY_LISTEN: &str = "127.0.0.1:50051";
+/// The default embedded broker port.
+pub const DEFAULT_BROKER_PORT: u16 = 9092;
+
+/// What a running hub tells its clients, written to `hub.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HubFile {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Topic name prefix.
+    pub topic_prefix: String,
+    /// Gateway URL, such as http://127.0.0.1:50051.
+    pub gateway: String,
+    /// Store URL with any password removed.
+    pub store: String,
+    /// The `blockhub up` process.
+    pub pid: u32,
+}
+
+/// The files of one data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The directory, created if missing.
+    pub fn open(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root)
+            .with_context(|| format!("creating data directory {}", root.display()))?;
+        fs::create_dir_all(root.join("logs"))
+            .with_context(|| format!("creating {}", root.join("logs").display()))?;
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        Ok(Self { root })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// The embedded store's URL.
+    pub fn store_url(&self) -> String {
+        format!("sqlite://{}", self.path("store.db").display())
+    }
+
+    /// The hub file, if a hub has written one.
+    pub fn hub(&self) -> Option<HubFile> {
+        let text = fs::read_to_string(self.path("hub.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Writes the hub file.
+    pub fn write_hub(&self, hub: &HubFile) -> Result<()> {
+        let text = serde_json::to_string_pretty(hub)?;
+        fs::write(self.path("hub.json"), text).context("writing hub.json")
+    }
+
+    /// Removes the hub file when the hub stops.
+    pub fn remove_hub(&self) {
+        let _ = fs::remove_file(self.path("hub.json"));
+    }
+
+    /// The person-key secret: from the environment, else the file in the
+    /// data directory, created with a random value on first use.
+    pub fn key_secret(&self) -> Result<Vec<u8>> {
+        if let Ok(secret) = std::env::var("BLOCKHUB_KEY_SECRET") {
+            return Ok(secret.into_bytes());
+        }
+        let path = self.path("key.secret");
+        if !path.exists() {
+            write_private(&path, &random_hex(32))?;
+            tracing::info!(file = %path.display(), "Person-key secret created.");
+        }
+        let secret = fs::read_to_string(&path)
+            .with_context(|| format!("reading person-key secret {}", path.display()))?;
+        Ok(secret.trim().as_bytes().to_vec())
+    }
+
+    /// The local operator token, created (and its hash added to the tokens
+    /// file) on first use.
+    pub fn ensure_operator_token(&self, tokens_file: &Path) -> Result<PathBuf> {
+        let path = self.path("operator.token");
+        if !path.exists() {
+            let token = random_hex(32);
+            add_token(tokens_file, "operator", &token)?;
+            write_private(&path, &token)?;
+            tracing::info!(file = %path.display(), "Operator token created.");
+        }
+        Ok(path)
+    }
+
+    /// The local operator token, if one was created.
+    pub fn operator_token(&self) -> Option<String> {
+        let token = fs::read_to_string(self.path("operator.token")).ok()?;
+        Some(token.trim().to_string())
+    }
+}
+
+/// Appends a token's hash to the tokens file.
+pub fn add_token(tokens_file: &Path, department: &str, token: &str) -> Result<()> {
+    if department.trim().is_empty() {
+        bail!("a token needs a department name");
+    }
+    let mut file: TokensFile = match fs::read_to_string(tokens_file) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("tokens file {} is invalid", tokens_file.display()))?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => TokensFile::default(),
+        Err(error) => {
+            return Err(error).with_context(|| format!("reading {}", tokens_file.display()));
+        }
+    };
+    file.token.push(TokenEntry {
+        department: department.to_string(),
+        sha256: hash_token(token),
+    });
+    let text = format!(
+        "# Tokens that may call the Blockhub gateway. Only SHA-256 hashes are kept;\n\
+         # issue new ones with `blockhub token issue DEPARTMENT`.\n\n{}",
+        toml::to_string(&file)?
+    );
+    write_private(tokens_file, &text)
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A random value as hex, from the operating system's generator.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    hex::encode(buffer)
+}

@@ -1,0 +1,113 @@
+//! The `blockhub` command line: the services wired together.
+//!
+//! `blockhub up` runs a whole hub on one machine; `merger` and `gateway`
+//! run one service each for deployments that spread them out; `ingest`,
+//! `lookup`, `health` and `token` are the clients.
+
+pub mod broker;
+pub mod commands;
+pub mod config;
+pub mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Blockhub: one person- and unit-centred store from every department's data.
+#[derive(Debug, Parser)]
+#[command(name = "blockhub", version, about)]
+pub struct Cli {
+    /// Where the hub keeps its store, broker files, secrets and tokens;
+    /// client commands find a running hub through it.
+    #[arg(
+        long,
+        global = true,
+        env = "BLOCKHUB_DATA_DIR",
+        default_value = "./blockhub-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// More log detail (-v debug, -vv trace). RUST_LOG or BLOCKHUB_LOG override.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Broker settings shared by every command that talks to Kafka.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Kafka bootstrap servers (host:port,...). Default: the hub in
+    /// --data-dir, else 127.0.0.1:9092.
+    #[arg(long, env = "BLOCKHUB_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Prefix of every topic name, so several hubs can share a cluster.
+    #[arg(long, env = "BLOCKHUB_TOPIC_PREFIX")]
+    pub topic_prefix: Option<String>,
+
+    /// Partitions for topics Blockhub creates.
+    #[arg(long, env = "BLOCKHUB_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+
+    /// Replication factor for topics Blockhub creates (3 on a production cluster).
+    #[arg(long, env = "BLOCKHUB_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+}
+
+/// Gateway client settings.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The gateway's URL. Default: the hub in --data-dir, else http://127.0.0.1:50051.
+    #[arg(long, env = "BLOCKHUB_GATEWAY")]
+    pub gateway: Option<String>,
+
+    /// The bearer token. Default: the operator token in --data-dir.
+    #[arg(long, env = "BLOCKHUB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole hub on this machine: broker, store, merger and gateway.
+    Up(commands::up::UpArgs),
+    /// Read department exports and publish their rows as events.
+    Ingest(commands::ingest::IngestArgs),
+    /// Run the merger alone: topics in, store out.
+    Merger(commands::merger::MergerArgs),
+    /// Run the gateway alone: store out over gRPC.
+    Gateway(commands::gateway::GatewayArgs),
+    /// Look up a person by citizen ID through the gateway.
+    Lookup(commands::lookup::LookupArgs),
+    /// Exit 0 once the hub's gateway answers health checks.
+    Health(commands::health::HealthArgs),
+    /// Manage gateway tokens.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(cli));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Connectors: department exports in, validated change events out.
+//!
+//! A connector reads an export as handed over (CSV in UTF-8 or GB18030,
+//! Excel with title and totals rows), finds its header, checks and
+//! normalises every row and publishes one Avro event per good row to the
+//! source's topic. Bad rows go to the dead-letter topic with file, row and
+//! reason; they never stop the good ones.
+
+pub mod error;
+pub mod export;
+pub mod ingest;
+pub mod layout;
+pub mod progress;
+pub mod publish;
+pub mod reader;
+pub mod sources;
+#[cfg(test)]
+mod test_support;
+
+pub use error::ConnectorError;
+pub use ingest::{FileReport, IngestReport, ingest};
+pub use sources::SourceKind;

@@ -1,0 +1,273 @@
+//! The department sources. Each has the same files: `mapping` (the fields
+//! it reads and the header texts that name them), `parse` (one row to one
+//! fact, or a rejection with every reason) and `tests`.
+
+pub mod payroll;
+pub mod quota;
+pub mod roster;
+
+use blockhub_model::{
+    CitizenId, CreditCode, Fact, Month, amount_from_number, fold::fold_text, parse_amount,
+    parse_date,
+};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::export::Cell;
+use crate::layout::{FieldSpec, Layout};
+
+/// The sources `blockhub ingest` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Unit quotas from the staffing office.
+    Quota,
+    /// The real-name roster from the staffing office.
+    Roster,
+    /// Monthly payroll from the finance bureau.
+    Payroll,
+}
+
+impl SourceKind {
+    /// The name used on the command line and as the event's source system.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Quota => "staffing.quota",
+            Self::Roster => "staffing.roster",
+            Self::Payroll => "finance.payroll",
+        }
+    }
+
+    /// The fields the source reads.
+    pub fn fields(&self) -> Vec<FieldSpec> {
+        match self {
+            Self::Quota => quota::mapping::fields(),
+            Self::Roster => roster::mapping::fields(),
+            Self::Payroll => payroll::mapping::fields(),
+        }
+    }
+
+    /// Parses one data row.
+    pub fn parse(&self, row: &mut RowView<'_>) -> Result<Fact, Rejection> {
+        match self {
+            Self::Quota => quota::parse::parse(row),
+            Self::Roster => roster::parse::parse(row),
+            Self::Payroll => payroll::parse::parse(row),
+        }
+    }
+}
+
+/// One field of a row that failed a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    /// The column's header text.
+    pub column: String,
+    /// A stable code such as ID_CHECK_CHAR_MISMATCH.
+    pub code: String,
+    /// The reason in words, never carrying an ID number.
+    pub message: String,
+}
+
+/// Why a row was rejected: every failed check, not just the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The failed checks, left to right.
+    pub problems: Vec<FieldProblem>,
+}
+
+impl Rejection {
+    /// The code of the first problem.
+    pub fn code(&self) -> &str {
+        self.problems
+            .first()
+            .map_or("ROW_INVALID", |p| p.code.as_str())
+    }
+
+    /// All problems in one line.
+    pub fn reason(&self) -> String {
+        let parts: Vec<String> = self
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.column, p.message))
+            .collect();
+        parts.join("; ")
+    }
+}
+
+/// A field failed its check; the reason is already on the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemRecorded;
+
+/// A data row seen through the layout, collecting problems as fields are
+/// read so that a row reports all its faults at once.
+pub struct RowView<'a> {
+    layout: &'a Layout,
+    cells: &'a [Cell],
+    problems: Vec<FieldProblem>,
+}
+
+impl<'a> RowView<'a> {
+    /// A view of `cells` through `layout`.
+    pub fn new(layout: &'a Layout, cells: &'a [Cell]) -> Self {
+        Self {
+            layout,
+            cells,
+            problems: Vec::new(),
+        }
+    }
+
+    fn cell(&self, field: &str) -> &Cell {
+        self.layout
+            .column(field)
+            .and_then(|c| self.cells.get(c))
+            .unwrap_or(&Cell::Empty)
+    }
+
+    fn problem(&mut self, field: &str, code: &str, message: String) {
+        let column = self.layout.header_of(field).to_string();
+        self.problems.push(FieldProblem {
+            column,
+            code: code.to_string(),
+            message,
+        });
+    }
+
+    /// Records a failed check that is not about a single cell's form.
+    pub fn reject(&mut self, field: &str, code: &str, message: impl Into<String>) {
+        self.problem(field, code, message.into());
+    }
+
+    /// Optional text, folded and trimmed; None when empty.
+    pub fn text(&self, field: &str) -> Option<String> {
+        let text = fold_text(&self.cell(field).display());
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// Text that must be present.
+    pub fn required_text(&mut self, field: &str) -> Option<String> {
+        let text = self.text(field);
+        if text.is_none() {
+            self.problem(field, "FIELD_MISSING", "no value given".into());
+        }
+        text
+    }
+
+    /// A citizen ID; a number cell too long to hold 18 digits exactly is
+    /// refused rather than rounded.
+    pub fn citizen_id(&mut self, field: &str) -> Option<CitizenId> {
+        let raw = match self.cell(field) {
+            Cell::Number(number) if number.abs() >= 1e15 => {
+                let message = "stored as a number, so its last digits were lost; format the \
+                               column as text in the export"
+                    .to_string();
+                self.problem(field, "ID_STORED_AS_NUMBER", message);
+                return None;
+            }
+            cell => cell.display(),
+        };
+        match CitizenId::parse(&raw) {
+            Ok(id) => Some(id),
+            Err(error) => {
+                self.problem(field, error.code(), strip_code(&error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// A credit code.
+    pub fn credit_code(&mut self, field: &str) -> Option<CreditCode> {
+        match CreditCode::parse(&self.cell(field).display()) {
+            Ok(code) => Some(code),
+            Err(error) => {
+                self.problem(field, error.code(), strip_code(&error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// An optional date: Ok(None) when empty; when malformed, the problem
+    /// is recorded on the row and `ProblemRecorded` returned.
+    pub fn date(&mut self, field: &str) -> Result<Option<NaiveDate>, ProblemRecorded> {
+        let result = match self.cell(field).clone() {
+            Cell::Empty => return Ok(None),
+            Cell::Date(result) => result,
+            Cell::Number(serial) => {
+                blockhub_model::from_excel_serial(serial, blockhub_model::ExcelEpoch::System1900)
+            }
+            Cell::Text(text) => parse_date(&text),
+        };
+        result.map(Some).map_err(|error| {
+            self.problem(field, error.code(), strip_code(&error.to_string()));
+            ProblemRecorded
+        })
+    }
+
+    /// A required amount of money.
+    pub fn amount(&mut self, field: &str) -> Option<Decimal> {
+        let result = match self.cell(field) {
+            Cell::Number(number) => amount_from_number(*number),
+            cell => parse_amount(&cell.display()),
+        };
+        match result {
+            Ok(amount) => Some(amount),
+            Err(error) => {
+                self.problem(field, error.code(), strip_code(&error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// A required month.
+    pub fn month(&mut self, field: &str) -> Option<Month> {
+        match Month::parse(&self.cell(field).display()) {
+            Ok(month) => Some(month),
+            Err(error) => {
+                self.problem(field, "MONTH_FORMAT", strip_code(&error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// A required whole number of at least zero.
+    pub fn count(&mut self, field: &str) -> Option<i32> {
+        let text = self.text(field).unwrap_or_default();
+        let digits = text.trim_end_matches(['人', '名']).trim();
+        let parsed = digits.parse::<i32>().ok().or_else(|| {
+            digits
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.fract() == 0.0)
+                .map(|n| n as i32)
+        });
+        match parsed {
+            Some(count) if count >= 0 => Some(count),
+            _ => {
+                self.problem(
+                    field,
+                    "COUNT_FORMAT",
+                    format!("{text} is not a whole number"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Finishes the row: the fact if no check failed, else the rejection.
+    pub fn finish(&mut self, fact: Option<Fact>) -> Result<Fact, Rejection> {
+        match fact {
+            Some(fact) if self.problems.is_empty() => Ok(fact),
+            _ => Err(Rejection {
+                problems: std::mem::take(&mut self.problems),
+            }),
+        }
+    }
+}
+
+/// Error texts start with their code; the code is kept separately.
+fn strip_code(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((code, rest)) if code.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+            rest.to_string()
+        }
+        _ => message.to_string(),
+    }
+}

@@ -1,0 +1,43 @@
+//! Header texts of the finance bureau's monthly payroll (工资发放).
+
+use crate::layout::FieldSpec;
+
+/// The fields of a payroll row.
+pub fn fields() -> Vec<FieldSpec> {
+    vec![
+        FieldSpec::new(
+            "citizen_id",
+            true,
+            &[
+                "身份证号",
+                "身份证号码",
+                "公民身份号码",
+                "证件号码",
+                "身份证",
+            ],
+        ),
+        FieldSpec::new(
+            "month",
+            true,
+            &["发放年月", "发放月份", "工资月份", "所属期", "工资所属期"],
+        ),
+        FieldSpec::new("net", true, &["实发工资", "实发金额", "实发合计", "实发数"]),
+        FieldSpec::new(
+            "gross",
+            true,
+            &["应发工资", "应发金额", "应发合计", "应发数"],
+        ),
+        FieldSpec::new("name", false, &["姓名", "人员姓名"]),
+        FieldSpec::new(
+            "unit_code",
+            false,
+            &["统一社会信用代码", "单位统一社会信用代码", "信用代码"],
+        ),
+        FieldSpec::new(
+            "unit_name",
+            false,
+            &["单位名称", "工作单位", "发放单位", "用人单位"],
+        ),
+        FieldSpec::new("fund_source", false, &["资金来源", "经费来源"]),
+    ]
+}

@@ -1,0 +1,114 @@
+use blockhub_model::{Fact, PayrollPayment};
+
+use crate::reader::RowOutcome;
+use crate::sources::SourceKind;
+use crate::test_support::{case_file, read_all, sample_file};
+
+fn payments(outcomes: &[(u64, RowOutcome)]) -> Vec<PayrollPayment> {
+    outcomes
+        .iter()
+        .filter_map(|(_, outcome)| match outcome {
+            RowOutcome::Fact {
+                fact: Fact::PayrollPayment(payment),
+                ..
+            } => Some(payment.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn payroll_with_codes(rows: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "身份证号,姓名,统一社会信用代码,发放月份,应发金额,实发金额\n";
+    std::fs::write(dir.path().join("payroll.csv"), format!("{header}{rows}")).unwrap();
+    dir
+}
+
+// C02: the same ID with full-width digits, inner spaces, NBSP, ideographic
+// and zero-width spaces split one person into five; a 17-digit value was
+// loaded as an ID.
+#[test]
+fn c02_noisy_ids_fold_to_one_person() {
+    let source = std::fs::read_to_string(case_file("C02", "payroll_noisy.csv")).unwrap();
+    let rows: String = source
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            format!(
+                "{},{},11330681830166130U,{},{},{}\n",
+                cells[0], cells[1], cells[2], cells[3], cells[3]
+            )
+        })
+        .collect();
+    let dir = payroll_with_codes(&rows);
+    let outcomes = read_all(SourceKind::Payroll, &dir.path().join("payroll.csv"));
+    let good = payments(&outcomes);
+    let ids: Vec<&str> = good.iter().map(|p| p.citizen_id.as_str()).collect();
+    assert_eq!(ids[..5], ["330106198703154214"; 5]);
+    assert_eq!(ids[5], "33010419900708105X");
+    assert_eq!(good.len(), 6);
+    let rejected: Vec<_> = outcomes
+        .iter()
+        .filter_map(|(row, o)| match o {
+            RowOutcome::Rejected { rejection, .. } => Some((*row, rejection.code().to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected, vec![(8, "ID_LENGTH".to_string())]);
+}
+
+// C01: pay for IDs whose check character is wrong must not be loaded
+// under a guessed person.
+#[test]
+fn c01_payroll_amounts_and_months() {
+    let source = std::fs::read_to_string(case_file("C01", "payroll.csv")).unwrap();
+    let rows: String = source
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let c: Vec<&str> = line.split(',').collect();
+            format!(
+                "{},{},11330681830166130U,{},\"{}\",{}\n",
+                c[0], c[1], c[2], c[3], c[3]
+            )
+        })
+        .collect();
+    let dir = payroll_with_codes(&rows);
+    let good = payments(&read_all(
+        SourceKind::Payroll,
+        &dir.path().join("payroll.csv"),
+    ));
+    assert_eq!(good.len(), 3);
+    assert_eq!(good[0].citizen_id.as_str(), "33010419900708105X");
+    assert_eq!(good[0].gross.to_string(), "5230.00");
+    assert_eq!(good[0].month.to_string(), "2024-05");
+}
+
+#[test]
+fn sample_county_payroll_rejects_exactly_the_invalid_rows() {
+    let outcomes = read_all(
+        SourceKind::Payroll,
+        &sample_file("finance/payroll_202611.csv"),
+    );
+    let rejected: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(_, o)| match o {
+            RowOutcome::Rejected { rejection, raw } => {
+                assert_eq!(rejection.code(), "ID_CHECK_CHAR_MISMATCH");
+                Some(raw.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 3);
+    for raw in &rejected {
+        assert!(raw.contains("330681********"), "{raw}");
+        assert!(!raw.contains("199409115303"), "{raw}");
+    }
+    let good = payments(&outcomes);
+    assert_eq!(good.len() + 3, 1596);
+    assert!(good.iter().all(|p| p.month.to_string() == "2026-11"));
+    assert_eq!(good[0].gross.to_string(), "8262.15");
+    assert_eq!(good[0].net.to_string(), "6774.96");
+}

@@ -1,0 +1,66 @@
+//! One roster row to a `RosterEntry` fact.
+
+use blockhub_model::fold::fold_text;
+use blockhub_model::{Fact, PostCategory, RosterEntry, StaffStatus};
+
+use crate::sources::{Rejection, RowView};
+
+/// The text departments write for a contract without an end date.
+const OPEN_ENDED: [&str; 3] = ["无固定期限", "无固定期", "长期"];
+
+/// Parses a roster row.
+pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
+    let citizen_id = row.citizen_id("citizen_id");
+    let name = row.required_text("name");
+    let unit_code = unit_code(row);
+
+    let hire_date = row.date("hire_date");
+    let contract_start = row.date("contract_start");
+    let end_text = row
+        .text("contract_end")
+        .map(|t| fold_text(&t))
+        .unwrap_or_default();
+    let contract_open_ended = OPEN_ENDED.contains(&end_text.as_str());
+    let contract_end = if contract_open_ended {
+        Ok(None)
+    } else {
+        row.date("contract_end")
+    };
+    let left_on = row.date("left_on");
+
+    let post_category_label = row.text("post_category").unwrap_or_default();
+    let status_label = row.text("status").unwrap_or_default();
+    let fact = (|| {
+        Some(Fact::RosterEntry(RosterEntry {
+            citizen_id: citizen_id?,
+            name: name?,
+            unit_code: unit_code?,
+            unit_name: row.text("unit_name").unwrap_or_default(),
+            post_category: PostCategory::from_label(&post_category_label),
+            post_category_label: post_category_label.clone(),
+            employment_form: row.text("employment_form").unwrap_or_default(),
+            hire_date: hire_date.ok()?,
+            contract_start: contract_start.ok()?,
+            contract_end: contract_end.ok()?,
+            contract_open_ended,
+            status: StaffStatus::from_label(&status_label),
+            status_label: status_label.clone(),
+            left_on: left_on.ok()?,
+        }))
+    })();
+    row.finish(fact)
+}
+
+/// The unit's credit code. Rows that name a unit without its code are
+/// rejected with that reason rather than matched by name.
+fn unit_code(row: &mut RowView<'_>) -> Option<blockhub_model::CreditCode> {
+    if row.text("unit_code").is_some() {
+        return row.credit_code("unit_code");
+    }
+    // TODO(issue 3, unit directory): resolve a unit named without its code
+    // through the quota list and configured aliases; until then such rows
+    // are rejected, never guessed.
+    let message = "the row names no credit code and unit names are not resolved yet";
+    row.reject("unit_code", "UNIT_UNRESOLVED", message);
+    None
+}

@@ -1,0 +1,286 @@
+use blockhub_model::{Fact, PostCategory, RosterEntry};
+use chrono::NaiveDate;
+
+use crate::reader::RowOutcome;
+use crate::sources::SourceKind;
+use crate::test_support::{case_file, read_all, sample_file};
+
+fn entries(outcomes: &[(u64, RowOutcome)]) -> Vec<(u64, RosterEntry)> {
+    outcomes
+        .iter()
+        .filter_map(|(row, outcome)| match outcome {
+            RowOutcome::Fact {
+                fact: Fact::RosterEntry(entry),
+                ..
+            } => Some((*row, entry.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rejections(outcomes: &[(u64, RowOutcome)]) -> Vec<(u64, String, String)> {
+    outcomes
+        .iter()
+        .filter_map(|(row, outcome)| match outcome {
+            RowOutcome::Rejected { rejection, raw } => {
+                Some((*row, rejection.reason(), raw.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+// C01: a lower-case x joined nothing, and wrong check characters were
+// loaded as if valid. Rows 3 and 4 must be rejected with expected/found.
+#[test]
+fn c01_check_characters_and_lower_case_x() {
+    let outcomes = read_all(SourceKind::Roster, &case_file("C01", "roster.csv"));
+    let rejected = rejections(&outcomes);
+    // The case file names units without codes; those rows are refused for
+    // that too, so look only at the ID reasons here.
+    let row3 = rejected.iter().find(|(row, ..)| *row == 3).unwrap();
+    assert!(
+        row3.1.contains("check character expected 0, found X"),
+        "{}",
+        row3.1
+    );
+    let row4 = rejected.iter().find(|(row, ..)| *row == 4).unwrap();
+    assert!(
+        row4.1.contains("check character expected 5, found 7"),
+        "{}",
+        row4.1
+    );
+    let row2 = rejected.iter().find(|(row, ..)| *row == 2).unwrap();
+    assert!(!row2.1.contains("ID_"), "row 2's ID is valid: {}", row2.1);
+    for (_, reason, raw) in &rejected {
+        assert!(
+            !reason.contains("19791102") && !raw.contains("19791102"),
+            "{reason} {raw}"
+        );
+    }
+}
+
+// C04: the same roster in GB18030 without BOM, UTF-8 with BOM and UTF-8
+// without BOM; naive loaders produced replacement characters or kept the
+// BOM in the first header.
+#[test]
+fn c04_three_encodings_give_identical_rows() {
+    let mut all = Vec::new();
+    for file in [
+        "roster_gb18030_nobom.csv",
+        "roster_utf8_bom.csv",
+        "roster_utf8_nobom.csv",
+    ] {
+        let reader =
+            crate::reader::SourceReader::open(SourceKind::Roster, &case_file("C04", file)).unwrap();
+        let encoding = reader.encoding().unwrap().name();
+        let outcomes: Vec<_> = reader.map(|r| r.unwrap()).collect();
+        let expected_encoding = match file {
+            "roster_gb18030_nobom.csv" => "GB18030",
+            "roster_utf8_bom.csv" => "UTF-8 (BOM stripped)",
+            _ => "UTF-8",
+        };
+        assert_eq!(encoding, expected_encoding);
+        // The header was found in row 1, so the first column matched 姓名.
+        assert_eq!(outcomes[0], (1, RowOutcome::Title));
+        let raws: Vec<String> = rejections(&outcomes)
+            .into_iter()
+            .map(|(_, _, raw)| raw)
+            .collect();
+        assert_eq!(raws.len(), 3);
+        for raw in &raws {
+            assert!(!raw.contains('\u{FFFD}') && !raw.contains('\u{FEFF}') && !raw.contains('?'));
+        }
+        all.push(raws);
+    }
+    assert_eq!(all[0], all[1]);
+    assert_eq!(all[1], all[2]);
+    assert!(all[0][0].starts_with("𠮷丽华,"));
+    assert!(all[0][1].starts_with("张䶮,"));
+    assert!(all[0][2].starts_with("热依拉·托合提,"));
+}
+
+fn layout_outcomes(file: &str) -> Vec<(u64, RowOutcome)> {
+    read_all(SourceKind::Roster, &case_file("C05", file))
+}
+
+// C05: a merged title, a two-row header, a short row, a totals row and
+// trailing formatted-only rows; loaders took the title as header or the
+// totals as a person.
+#[test]
+fn c05_layout_yields_exactly_three_records_in_csv_and_xlsx() {
+    for file in ["roster_layout.csv", "roster_layout.xlsx"] {
+        let outcomes = layout_outcomes(file);
+        let titles = outcomes
+            .iter()
+            .filter(|(_, o)| *o == RowOutcome::Title)
+            .count();
+        let totals = outcomes
+            .iter()
+            .filter(|(_, o)| *o == RowOutcome::Totals)
+            .count();
+        let blanks = outcomes
+            .iter()
+            .filter(|(_, o)| *o == RowOutcome::Blank)
+            .count();
+        let records: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, RowOutcome::Rejected { .. } | RowOutcome::Fact { .. }))
+            .collect();
+        assert_eq!(titles, 3, "{file}: title plus two header rows");
+        assert_eq!(totals, 1, "{file}");
+        // Formatted-only rows of the workbook never reach the reader.
+        assert!(blanks >= 1, "{file}");
+        assert_eq!(records.len(), 3, "{file}");
+        // These rows name their unit without a code, so they are rejected
+        // for that alone: every other field of all three passed.
+        for (_, outcome) in &records {
+            let RowOutcome::Rejected { rejection, .. } = outcome else {
+                panic!()
+            };
+            assert_eq!(rejection.problems.len(), 1, "{file}: {rejection:?}");
+            assert_eq!(rejection.code(), "UNIT_UNRESOLVED");
+        }
+    }
+}
+
+#[test]
+fn c05_two_row_header_maps_contract_columns() {
+    let path = case_file("C05", "roster_layout.csv");
+    let mut reader = crate::reader::SourceReader::open(SourceKind::Roster, &path).unwrap();
+    for _ in 0..3 {
+        reader.next().unwrap().unwrap();
+    }
+    let layout = reader.layout().unwrap();
+    assert_eq!(layout.header_row, 3);
+    assert_eq!(layout.column("contract_start"), Some(5));
+    assert_eq!(layout.column("contract_end"), Some(6));
+    assert_eq!(layout.column("hire_date"), Some(7));
+    let (_, third) = reader.nth(2).unwrap().unwrap();
+    // 何思远's row lacks its last cell: padded, not shifted.
+    assert!(matches!(third, RowOutcome::Rejected { .. }));
+}
+
+#[test]
+fn sample_county_roster_xlsx_reads_every_row() {
+    let outcomes = read_all(SourceKind::Roster, &sample_file("staffing/roster.xlsx"));
+    let good = entries(&outcomes);
+    assert_eq!(good.len(), 1603);
+    assert!(rejections(&outcomes).is_empty());
+    let (row, first) = &good[0];
+    assert_eq!(*row, 3);
+    assert_eq!(first.post_category, PostCategory::GeneralSupport);
+    assert_eq!(first.post_category_label, "普通辅助类");
+    assert_eq!(first.hire_date, NaiveDate::from_ymd_opt(2019, 12, 1));
+    assert_eq!(first.contract_end, NaiveDate::from_ymd_opt(2026, 11, 30));
+    assert_eq!(outcomes.last().unwrap().1, RowOutcome::Totals);
+}
+
+// C07: dates in every exported form; loaders filled in missing years and
+// days or read Excel serials from the wrong epoch.
+#[test]
+fn c07_dates_in_every_form() {
+    use crate::export::open_export;
+    use crate::layout::try_header;
+    use crate::sources::RowView;
+
+    let fields = SourceKind::Roster.fields();
+    let mut rows = open_export(&case_file("C07", "contracts.csv"))
+        .unwrap()
+        .rows;
+    let layout = try_header(&rows.next().unwrap().unwrap(), &fields).unwrap();
+    let d = |y, m, day| Some(NaiveDate::from_ymd_opt(y, m, day).unwrap());
+    let mut seen = Vec::new();
+    for row in rows {
+        let row = row.unwrap();
+        let mut view = RowView::new(&layout, &row.cells);
+        let start = view.date("contract_start");
+        let end_text = view.text("contract_end").unwrap_or_default();
+        let end = if end_text == "无固定期限" {
+            Ok(None)
+        } else {
+            view.date("contract_end")
+        };
+        let hire = view.date("hire_date");
+        let rejection = view.finish(None).unwrap_err();
+        let codes: Vec<String> = rejection.problems.iter().map(|p| p.code.clone()).collect();
+        seen.push((row.row, start, end, hire, codes));
+    }
+    assert_eq!(
+        seen[0],
+        (
+            2,
+            Ok(d(2021, 11, 18)),
+            Ok(d(2024, 11, 17)),
+            Ok(d(2021, 11, 18)),
+            vec![]
+        )
+    );
+    assert_eq!(
+        seen[1],
+        (
+            3,
+            Ok(d(2021, 11, 18)),
+            Ok(None),
+            Ok(d(2021, 11, 18)),
+            vec![]
+        )
+    );
+    assert_eq!(
+        seen[2],
+        (
+            4,
+            Ok(d(2021, 11, 18)),
+            Ok(d(2024, 11, 17)),
+            Ok(d(2021, 11, 18)),
+            vec![]
+        )
+    );
+    assert_eq!(seen[3].4, vec!["DATE_INCOMPLETE", "DATE_NO_YEAR"]);
+    assert_eq!(
+        seen[4],
+        (
+            6,
+            Ok(d(2021, 11, 8)),
+            Ok(d(2024, 2, 29)),
+            Ok(d(2021, 11, 8)),
+            vec![]
+        )
+    );
+    assert_eq!(seen[5].4, vec!["DATE_EXCEL_SERIAL_INVALID", "DATE_INVALID"]);
+}
+
+// C07: a 1904-system workbook; read as 1900-system the date is 2017-11-17.
+#[test]
+fn c07_xlsx_in_the_1904_date_system() {
+    let mut rows = crate::export::open_export(&case_file("C07", "contracts_1904.xlsx"))
+        .unwrap()
+        .rows;
+    let _header = rows.next().unwrap().unwrap();
+    let row = rows.next().unwrap().unwrap();
+    assert_eq!(
+        row.cells[2],
+        crate::export::Cell::Date(Ok(NaiveDate::from_ymd_opt(2021, 11, 18).unwrap()))
+    );
+}
+
+#[test]
+fn open_ended_contract_is_kept_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roster.csv");
+    std::fs::write(
+        &path,
+        "姓名,身份证号,统一社会信用代码,岗位类别,合同终止日期,人员状态\n\
+         周雅琴,33010419900708105X,11330681830166130U,技术技能类,无固定期限,在职\n\
+         林晓雯,330106198703154214,11330681830166130U,保洁,2026-01-01,在职\n",
+    )
+    .unwrap();
+    let good = entries(&read_all(SourceKind::Roster, &path));
+    assert_eq!(good.len(), 2);
+    assert!(good[0].1.contract_open_ended);
+    assert_eq!(good[0].1.contract_end, None);
+    assert_eq!(good[0].1.post_category, PostCategory::TechnicalSkill);
+    // An unknown label maps to an explicit unknown, raw label kept.
+    assert_eq!(good[1].1.post_category, PostCategory::Unknown);
+    assert_eq!(good[1].1.post_category_label, "保洁");
+}

@@ -1,0 +1,62 @@
+//! Errors of the gateway, and their one conversion into gRPC statuses.
+
+use blockhub_merger::MergerError;
+use tonic::Status;
+
+/// Why the gateway could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The tokens file could not be read.
+    #[error("tokens file {file} could not be read")]
+    TokensRead {
+        /// The file.
+        file: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tokens file is not valid TOML of the expected shape.
+    #[error("tokens file {file} is invalid")]
+    TokensParse {
+        /// The file.
+        file: String,
+        /// The parser's error, with line and column.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("gateway could not listen on {address}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gateway server failed")]
+    Serve(#[source] tonic::transport::Error),
+    /// The reflection service could not be built from the descriptors.
+    #[error("reflection service could not be built")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] MergerError),
+}
+
+impl From<GatewayError> for Status {
+    /// Database and file details stay in the server log; a client learns
+    /// only whether to retry.
+    fn from(error: GatewayError) -> Self {
+        match &error {
+            GatewayError::Store(inner) if inner.is_retryable() => {
+                tracing::warn!(%error, "Store unavailable for a request.");
+                Status::unavailable("the store is unavailable; retry later")
+            }
+            _ => {
+                tracing::error!(%error, "Request failed.");
+                Status::internal("the request could not be answered")
+            }
+        }
+    }
+}

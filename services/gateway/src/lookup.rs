@@ -1,0 +1,98 @@
+//! The PersonLookup service: a person's roster entries and latest pay.
+
+use blockhub_merger::Store;
+use blockhub_merger::store::{StoredPayment, StoredRosterEntry};
+use blockhub_model::CitizenId;
+use chrono::NaiveDate;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::auth::Caller;
+use crate::error::GatewayError;
+use crate::proto::person_lookup_server::PersonLookup;
+use crate::proto::{LookupReply, LookupRequest, Payment, RosterPost};
+
+/// Answers look-ups from the store.
+pub struct LookupService {
+    store: Store,
+}
+
+impl LookupService {
+    /// A service reading `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn date_text(date: Option<NaiveDate>) -> String {
+    date.map(|d| d.to_string()).unwrap_or_default()
+}
+
+fn post(entry: StoredRosterEntry) -> RosterPost {
+    RosterPost {
+        unit_code: entry.unit_code,
+        unit_name: entry.unit_name,
+        post_category: entry.post_category,
+        post_category_label: entry.post_category_label,
+        employment_form: entry.employment_form,
+        hire_date: date_text(entry.hire_date),
+        contract_start: date_text(entry.contract_start),
+        contract_end: date_text(entry.contract_end),
+        contract_open_ended: entry.contract_open_ended,
+        status: entry.status,
+        status_label: entry.status_label,
+        left_on: date_text(entry.left_on),
+    }
+}
+
+fn payment(stored: StoredPayment) -> Payment {
+    Payment {
+        month: stored.month.to_string(),
+        unit_code: stored.unit_code,
+        unit_name: stored.unit_name,
+        gross: stored.gross.to_string(),
+        net: stored.net.to_string(),
+    }
+}
+
+#[tonic::async_trait]
+impl PersonLookup for LookupService {
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupReply>, Status> {
+        let department = request
+            .extensions()
+            .get::<Caller>()
+            .map(|caller| caller.department.clone())
+            .ok_or_else(|| Status::unauthenticated("no caller"))?;
+        let id = CitizenId::parse(&request.get_ref().citizen_id)
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+
+        let entries = self
+            .store
+            .roster_entries_of(&id)
+            .await
+            .map_err(GatewayError::from)?;
+        let latest = self
+            .store
+            .latest_payment_of(&id)
+            .await
+            .map_err(GatewayError::from)?;
+        info!(%department, person = %id, posts = entries.len(), paid = latest.is_some(), "Look-up answered.");
+        if entries.is_empty() && latest.is_none() {
+            return Err(Status::not_found("no roster entry or payment for that ID"));
+        }
+
+        let name = entries
+            .first()
+            .map(|entry| entry.name.clone())
+            .unwrap_or_default();
+        Ok(Response::new(LookupReply {
+            citizen_id_masked: id.masked(),
+            name,
+            posts: entries.into_iter().map(post).collect(),
+            latest_payment: latest.map(payment),
+        }))
+    }
+}

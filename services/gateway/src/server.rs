@@ -1,0 +1,90 @@
+//! The gateway server: look-ups, gRPC health and reflection on one port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use blockhub_merger::Store;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::{Instrument, info, info_span};
+
+use crate::auth::{TokenRegistry, authenticate};
+use crate::error::GatewayError;
+use crate::lookup::LookupService;
+use crate::proto::person_lookup_server::PersonLookupServer;
+
+/// A gateway bound to its port, ready to serve.
+pub struct BoundGateway {
+    listener: TcpListener,
+    address: SocketAddr,
+    store: Store,
+    tokens: Arc<TokenRegistry>,
+}
+
+impl BoundGateway {
+    /// Binds `address` (port 0 picks a free port).
+    pub async fn bind(
+        address: &str,
+        store: Store,
+        tokens: TokenRegistry,
+    ) -> Result<Self, GatewayError> {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                address: address.to_string(),
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| GatewayError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+        Ok(Self {
+            listener,
+            address,
+            store,
+            tokens: Arc::new(tokens),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
+        let span = info_span!("gateway", address = %self.address);
+        async move {
+            let (reporter, health) = tonic_health::server::health_reporter();
+            let reflection = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .map_err(GatewayError::Reflection)?;
+            let lookup = PersonLookupServer::with_interceptor(
+                LookupService::new(self.store.clone()),
+                authenticate(self.tokens.clone()),
+            );
+            reporter
+                .set_serving::<PersonLookupServer<LookupService>>()
+                .await;
+            if self.tokens.is_empty() {
+                tracing::warn!("No tokens configured: every call will be refused.");
+            }
+            info!(tokens = self.tokens.len(), "Gateway serving.");
+            Server::builder()
+                .add_service(health)
+                .add_service(reflection)
+                .add_service(lookup)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+                .await
+                .map_err(GatewayError::Serve)?;
+            info!("Gateway stopped.");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}

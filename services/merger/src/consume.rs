@@ -1,0 +1,297 @@
+//! The merger's consume loop: read a batch from every source topic, decode
+//! it, apply it to the store in one transaction, then tell Kafka.
+//!
+//! The store holds the authoritative offsets (see `store::apply`); the
+//! offsets committed to Kafka only save re-reading after a restart, so a
+//! crash between the two costs a re-delivery that the store recognises and
+//! skips, never a lost or doubled fact.
+
+use std::future::Future;
+use std::time::Duration;
+
+use blockhub_model::{
+    DeadLetter, DeadLetterSink, EventKind, KafkaSettings, SchemaRegistry, mask_ids_in_text,
+};
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::{Instant, timeout_at};
+use tracing::{Instrument, debug, error, info, info_span, trace, warn};
+
+use crate::error::MergerError;
+use crate::store::{Delivered, DeliveredItem, Store};
+
+/// How the merger consumes.
+#[derive(Debug, Clone)]
+pub struct MergerConfig {
+    /// Broker and topic layout.
+    pub kafka: KafkaSettings,
+    /// The consumer group; instances sharing it split the partitions.
+    pub group: String,
+    /// Most messages per store transaction.
+    pub batch_size: usize,
+    /// Longest wait to fill a batch once its first message arrived.
+    pub batch_wait: Duration,
+}
+
+impl MergerConfig {
+    /// Defaults for a broker.
+    pub fn new(kafka: KafkaSettings) -> Self {
+        Self {
+            kafka,
+            group: "blockhub-merger".into(),
+            batch_size: 1000,
+            batch_wait: Duration::from_millis(100),
+        }
+    }
+
+    /// The topics the merger reads.
+    pub fn topics(&self) -> Vec<String> {
+        EventKind::ALL
+            .iter()
+            .map(|kind| self.kafka.topic(*kind))
+            .collect()
+    }
+}
+
+/// Runs the merger until `shutdown` completes.
+pub async fn run(
+    config: MergerConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MergerError> {
+    let span = info_span!("merger", group = %config.group);
+    run_inner(config, store, shutdown).instrument(span).await
+}
+
+async fn run_inner(
+    config: MergerConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MergerError> {
+    config.kafka.ensure_topics().await?;
+    let consumer: StreamConsumer = config
+        .kafka
+        .client_config()
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|source| consumer_error(&config, "be created", source))?;
+    let topics = config.topics();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .map_err(|source| consumer_error(&config, "subscribe", source))?;
+    let dead_letters = DeadLetterSink::new(&config.kafka, config.kafka.producer()?);
+    info!(topics = ?topics, "Merger started.");
+
+    tokio::pin!(shutdown);
+    let mut broker_trouble = false;
+    loop {
+        let first = tokio::select! {
+            _ = &mut shutdown => break,
+            received = consumer.recv() => received,
+        };
+        let first = match first {
+            Ok(message) => message,
+            Err(error) => {
+                // One line when the broker goes away, one when it is back.
+                if !std::mem::replace(&mut broker_trouble, true) {
+                    warn!(%error, "Broker unavailable; the merger keeps retrying.");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if std::mem::take(&mut broker_trouble) {
+            info!("Broker reachable again; consuming.");
+        }
+
+        let mut batch = vec![decode(&first)];
+        let deadline = Instant::now() + config.batch_wait;
+        while batch.len() < config.batch_size {
+            match timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(decode(&message)),
+                Ok(Err(error)) => {
+                    debug!(%error, "Receive failed while filling a batch.");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+
+        publish_dead_letters(&dead_letters, &batch).await?;
+        apply_with_retry(&store, &config.group, &batch).await?;
+        commit_to_kafka(&consumer, &batch);
+    }
+    info!("Merger stopped.");
+    Ok(())
+}
+
+fn consumer_error(
+    config: &MergerConfig,
+    action: &'static str,
+    source: rdkafka::error::KafkaError,
+) -> MergerError {
+    MergerError::Consumer {
+        group: config.group.clone(),
+        action,
+        source,
+    }
+}
+
+/// Applies a batch, retrying while the store is unreachable: data must not
+/// be skipped, so the merger waits rather than moves on.
+async fn apply_with_retry(
+    store: &Store,
+    group: &str,
+    batch: &[Delivered],
+) -> Result<(), MergerError> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match store.apply_batch(group, batch).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.is_retryable() => {
+                warn!(%error, "Store unavailable; retrying the batch.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => {
+                error!(%error, "Batch could not be stored; the merger stops so nothing is skipped.");
+                return Err(error);
+            }
+        }
+    }
+}
+
+fn commit_to_kafka(consumer: &StreamConsumer, batch: &[Delivered]) {
+    let mut list = TopicPartitionList::new();
+    for message in batch {
+        // Later messages of a partition overwrite earlier ones.
+        let _ = list.add_partition_offset(
+            &message.topic,
+            message.partition,
+            Offset::Offset(message.offset + 1),
+        );
+    }
+    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+        debug!(%error, "Kafka offset commit failed; the store's offsets remain authoritative.");
+    }
+}
+
+/// Publishes the dead letters the merger raised while decoding a batch,
+/// before the batch is stored, so none is lost to a crash in between; the
+/// store keeps one copy of each by its stable id.
+async fn publish_dead_letters(
+    sink: &DeadLetterSink,
+    batch: &[Delivered],
+) -> Result<(), MergerError> {
+    let raised = batch.iter().filter_map(|message| match &message.item {
+        DeliveredItem::DeadLetter(letter)
+            if letter.source_system == MERGER_SOURCE && !is_dead_letter_topic(&message.topic) =>
+        {
+            Some(sink.publish(letter))
+        }
+        _ => None,
+    });
+    for result in futures_util::future::join_all(raised).await {
+        result?;
+    }
+    Ok(())
+}
+
+const MERGER_SOURCE: &str = "merger";
+
+fn is_dead_letter_topic(topic: &str) -> bool {
+    topic.ends_with(EventKind::DeadLetter.topic())
+}
+
+/// Decodes one message. An undecodable message becomes a dead letter with
+/// its position and reason; it never stalls the partition.
+fn decode(message: &BorrowedMessage<'_>) -> Delivered {
+    let topic = message.topic().to_string();
+    let partition = message.partition();
+    let offset = message.offset();
+    let Some(payload) = message.payload() else {
+        trace!(%topic, partition, offset, "Tombstone skipped.");
+        return Delivered {
+            topic,
+            partition,
+            offset,
+            item: DeliveredItem::Nothing,
+        };
+    };
+
+    let registry = SchemaRegistry::get();
+    let decoded = registry.and_then(|registry| {
+        if is_dead_letter_topic(&topic) {
+            registry
+                .decode_dead_letter(payload)
+                .map(DeliveredItem::DeadLetter)
+        } else {
+            registry.decode_event(payload).map(DeliveredItem::Event)
+        }
+    });
+    let item = match decoded {
+        Ok(item) => {
+            if let DeliveredItem::Event(event) = &item {
+                trace!(%topic, partition, offset, event_id = %event.envelope.event_id, "Decoded.");
+            }
+            item
+        }
+        Err(error) => {
+            let position = format!("{partition}/{offset}");
+            let reason = error_chain(&error);
+            warn!(%topic, partition, offset, %reason, "Undecodable message sent to dead letters.");
+            // A broken message on the dead-letter topic itself is stored
+            // only (see publish_dead_letters), or it would loop.
+            DeliveredItem::DeadLetter(DeadLetter {
+                dead_letter_id: DeadLetter::stable_id(&[MERGER_SOURCE, &topic, &position]),
+                source_system: MERGER_SOURCE.into(),
+                location: topic.clone(),
+                position,
+                reason_code: "UNDECODABLE_EVENT".into(),
+                reason,
+                raw: printable_masked(payload),
+                observed_at: Utc::now(),
+            })
+        }
+    };
+    Delivered {
+        topic,
+        partition,
+        offset,
+        item,
+    }
+}
+
+/// An error and its causes in one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The printable part of a payload, ID numbers masked, at most 512 chars.
+fn printable_masked(payload: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(payload)
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{FFFD}' {
+                '.'
+            } else {
+                c
+            }
+        })
+        .take(512)
+        .collect();
+    mask_ids_in_text(&text)
+}

@@ -1,0 +1,73 @@
+//! Errors of the merger and the store.
+
+use blockhub_model::BrokerError;
+
+/// Why the store or the merger failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MergerError {
+    /// The database could not be opened or migrated.
+    #[error("store at {url} could not be opened")]
+    Open {
+        /// The database URL with any password removed.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The store's migrations failed.
+    #[error("store migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A statement failed.
+    #[error("store could not {action}")]
+    Query {
+        /// What was being done.
+        action: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored value does not read back as its type.
+    #[error("stored {column} value is invalid: {reason}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Kafka refused or went away.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The consumer could not be created or subscribed.
+    #[error("consumer for group {group} could not {action}")]
+    Consumer {
+        /// The consumer group.
+        group: String,
+        /// What was being done.
+        action: &'static str,
+        /// rdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+impl MergerError {
+    /// Whether retrying later can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Query { source, .. } | Self::Open { source, .. } => {
+                matches!(
+                    source,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                )
+            }
+            Self::Broker(error) => error.is_retryable(),
+            Self::Consumer { .. } => true,
+            Self::Migrate(_) | Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// Shorthand for mapping a driver error with what was being done.
+pub(crate) fn query(action: &'static str) -> impl FnOnce(sqlx::Error) -> MergerError {
+    move |source| MergerError::Query { action, source }
+}

@@ -1,0 +1,256 @@
+//! Reads of the block data for the gateway, the command line and tests.
+
+use blockhub_model::{CitizenId, Month};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::Store;
+use crate::error::{MergerError, query};
+
+/// A person's post at a unit, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRosterEntry {
+    /// The employing unit's credit code.
+    pub unit_code: String,
+    /// The unit's name on the roster.
+    pub unit_name: String,
+    /// The person's name on the roster.
+    pub name: String,
+    /// 普通辅助, 技术技能, 执法辅助 or 未知.
+    pub post_category: String,
+    /// The category label as exported.
+    pub post_category_label: String,
+    /// 用工形式.
+    pub employment_form: String,
+    /// 入职日期.
+    pub hire_date: Option<NaiveDate>,
+    /// 合同起始日期.
+    pub contract_start: Option<NaiveDate>,
+    /// 合同终止日期.
+    pub contract_end: Option<NaiveDate>,
+    /// 无固定期限.
+    pub contract_open_ended: bool,
+    /// 在职, 减少 or 未知.
+    pub status: String,
+    /// The status as exported.
+    pub status_label: String,
+    /// 减少日期.
+    pub left_on: Option<NaiveDate>,
+}
+
+/// One month's pay, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredPayment {
+    /// The month paid for.
+    pub month: Month,
+    /// The paying unit's credit code.
+    pub unit_code: String,
+    /// The paying unit's name on the payroll.
+    pub unit_name: String,
+    /// 应发工资.
+    pub gross: Decimal,
+    /// 实发工资.
+    pub net: Decimal,
+}
+
+#[derive(FromRow)]
+struct RosterRow {
+    unit_code: String,
+    unit_name: String,
+    name: String,
+    post_category: String,
+    post_category_label: String,
+    employment_form: String,
+    hire_date: Option<String>,
+    contract_start: Option<String>,
+    contract_end: Option<String>,
+    contract_open_ended: i64,
+    status: String,
+    status_label: String,
+    left_on: Option<String>,
+}
+
+#[derive(FromRow)]
+struct PaymentRow {
+    pay_month: i64,
+    unit_code: String,
+    unit_name: String,
+    gross_cents: i64,
+    net_cents: i64,
+}
+
+fn stored_date(
+    column: &'static str,
+    text: Option<String>,
+) -> Result<Option<NaiveDate>, MergerError> {
+    text.map(|text| {
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| MergerError::Corrupt {
+            column,
+            reason: format!("{text} is not a date"),
+        })
+    })
+    .transpose()
+}
+
+/// Everything a content comparison needs, in a fixed order, without the
+/// bookkeeping that legitimately differs between runs (event ids, times,
+/// offsets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentSnapshot {
+    /// Units: code, name, type, quota, approval date, deleted.
+    pub units: Vec<(String, String, String, i64, Option<String>, i64)>,
+    /// Roster rows as text columns.
+    pub roster: Vec<Vec<Option<String>>>,
+    /// Payments: person, unit, month, gross and net cents, deleted.
+    pub payments: Vec<(String, String, i64, i64, i64, i64)>,
+    /// Dead letters: source, location, position, code.
+    pub dead_letters: Vec<(String, String, String, String)>,
+}
+
+impl Store {
+    /// The person's roster entries, active first.
+    pub async fn roster_entries_of(
+        &self,
+        id: &CitizenId,
+    ) -> Result<Vec<StoredRosterEntry>, MergerError> {
+        let rows: Vec<RosterRow> = sqlx::query_as(
+            "SELECT unit_code, unit_name, name, post_category, post_category_label, \
+               employment_form, hire_date, contract_start, contract_end, contract_open_ended, \
+               status, status_label, left_on \
+             FROM roster_entries WHERE citizen_id = $1 AND deleted = 0 \
+             ORDER BY CASE WHEN status = '在职' THEN 0 ELSE 1 END, hire_date DESC, unit_code",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read roster entries"))?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(StoredRosterEntry {
+                    unit_code: row.unit_code,
+                    unit_name: row.unit_name,
+                    name: row.name,
+                    post_category: row.post_category,
+                    post_category_label: row.post_category_label,
+                    employment_form: row.employment_form,
+                    hire_date: stored_date("hire_date", row.hire_date)?,
+                    contract_start: stored_date("contract_start", row.contract_start)?,
+                    contract_end: stored_date("contract_end", row.contract_end)?,
+                    contract_open_ended: row.contract_open_ended != 0,
+                    status: row.status,
+                    status_label: row.status_label,
+                    left_on: stored_date("left_on", row.left_on)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The person's latest payment: the newest month; within a month, the
+    /// largest net pay (a person paid by two units shows the main one).
+    pub async fn latest_payment_of(
+        &self,
+        id: &CitizenId,
+    ) -> Result<Option<StoredPayment>, MergerError> {
+        let row: Option<PaymentRow> = sqlx::query_as(
+            "SELECT pay_month, unit_code, unit_name, gross_cents, net_cents \
+             FROM payroll_payments WHERE citizen_id = $1 AND deleted = 0 \
+             ORDER BY pay_month DESC, net_cents DESC, unit_code LIMIT 1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query("read the latest payment"))?;
+        row.map(|row| {
+            let month = Month::from_number(row.pay_month as i32).ok_or(MergerError::Corrupt {
+                column: "pay_month",
+                reason: format!("{} is not a month", row.pay_month),
+            })?;
+            Ok(StoredPayment {
+                month,
+                unit_code: row.unit_code,
+                unit_name: row.unit_name,
+                gross: Decimal::new(row.gross_cents, 2),
+                net: Decimal::new(row.net_cents, 2),
+            })
+        })
+        .transpose()
+    }
+
+    /// Counts of stored rows: units, roster entries, payments, dead letters.
+    pub async fn counts(&self) -> Result<(i64, i64, i64, i64), MergerError> {
+        let mut counts = [0i64; 4];
+        let tables = [
+            "units",
+            "roster_entries",
+            "payroll_payments",
+            "dead_letters",
+        ];
+        for (count, table) in counts.iter_mut().zip(tables) {
+            // Table names come from the fixed list above, never from input.
+            *count = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query("count stored rows"))?;
+        }
+        Ok((counts[0], counts[1], counts[2], counts[3]))
+    }
+
+    /// The store's content in a fixed order, for comparisons.
+    pub async fn content_snapshot(&self) -> Result<ContentSnapshot, MergerError> {
+        let units = sqlx::query_as(
+            "SELECT unit_code, unit_name, unit_type, quota, approved_on, deleted FROM units \
+             ORDER BY unit_code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read units"))?;
+        let roster_rows: Vec<(String, String, String, String, String, String, String)> =
+            sqlx::query_as(
+                "SELECT citizen_id, unit_code, name, post_category_label, \
+                   COALESCE(hire_date, '') || '|' || COALESCE(contract_start, '') || '|' || \
+                   COALESCE(contract_end, '') || '|' || COALESCE(left_on, ''), \
+                   status_label || '|' || employment_form, \
+                   CAST(contract_open_ended AS TEXT) || '|' || CAST(deleted AS TEXT) \
+                 FROM roster_entries ORDER BY citizen_id, unit_code",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("read roster entries"))?;
+        let roster = roster_rows
+            .into_iter()
+            .map(|(a, b, c, d, e, f, g)| {
+                vec![
+                    Some(a),
+                    Some(b),
+                    Some(c),
+                    Some(d),
+                    Some(e),
+                    Some(f),
+                    Some(g),
+                ]
+            })
+            .collect();
+        let payments = sqlx::query_as(
+            "SELECT citizen_id, unit_code, pay_month, gross_cents, net_cents, deleted \
+             FROM payroll_payments ORDER BY citizen_id, unit_code, pay_month",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read payments"))?;
+        let dead_letters = sqlx::query_as(
+            "SELECT source_system, location, position, reason_code FROM dead_letters \
+             ORDER BY source_system, location, position, reason_code",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read dead letters"))?;
+        Ok(ContentSnapshot {
+            units,
+            roster,
+            payments,
+            dead_letters,
+        })
+    }
+}

@@ -1,0 +1,824 @@
+//! The wire format: Avro single-object encoding of the schemas in schemas/.
+//!
+//! Every message starts with the marker C3 01 and the 8-byte Rabin
+//! fingerprint of its writer schema, so a reader always knows which schema
+//! wrote it and resolves from that schema to its own. A reader that meets a
+//! fingerprint it has never seen refuses the message with that fingerprint
+//! named, instead of guessing.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use apache_avro::rabin::Rabin;
+use apache_avro::types::Value;
+use apache_avro::{Schema, from_avro_datum, to_avro_datum};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use crate::date::{from_epoch_days, to_epoch_days};
+use crate::event::{
+    DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment, PostCategory,
+    RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
+};
+use crate::{CitizenId, CreditCode, Month};
+
+const MARKER: [u8; 2] = [0xC3, 0x01];
+
+/// Every schema version the code knows, oldest first within a kind.
+const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
+    (
+        EventKind::UnitQuota,
+        1,
+        include_str!("../../../schemas/unit_quota.v1.avsc"),
+    ),
+    (
+        EventKind::RosterEntry,
+        1,
+        include_str!("../../../schemas/roster_entry.v1.avsc"),
+    ),
+    (
+        EventKind::PayrollPayment,
+        1,
+        include_str!("../../../schemas/payroll_payment.v1.avsc"),
+    ),
+    (
+        EventKind::DeadLetter,
+        1,
+        include_str!("../../../schemas/dead_letter.v1.avsc"),
+    ),
+];
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum AvroError {
+    /// The message does not start with the single-object marker.
+    #[error("not an Avro single-object message (marker missing, {length} bytes)")]
+    NotSingleObject {
+        /// Message length in bytes.
+        length: usize,
+    },
+    /// The writer schema's fingerprint is not among the known schemas.
+    #[error("unknown writer schema with fingerprint {fingerprint}")]
+    UnknownSchema {
+        /// The fingerprint as hex.
+        fingerprint: String,
+    },
+    /// A message of one kind arrived where another was expected.
+    #[error("expected a {expected:?} message, found {found:?}")]
+    WrongKind {
+        /// What the caller asked for.
+        expected: EventKind,
+        /// What the writer schema says it is.
+        found: EventKind,
+    },
+    /// The Avro library could not read or write the datum.
+    #[error("avro datum could not be {action}")]
+    Datum {
+        /// Encoded or decoded.
+        action: &'static str,
+        /// The library's error.
+        #[source]
+        source: Box<apache_avro::Error>,
+    },
+    /// A decoded field is missing or holds a value the model refuses.
+    #[error("field {field}: {reason}")]
+    Field {
+        /// The field name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The compiled-in schemas could not be loaded; a build defect.
+    #[error("schema registry unavailable: {reason}")]
+    Registry {
+        /// Why the registry could not be built.
+        reason: String,
+    },
+    /// A schema file in schemas/ does not parse; a build defect.
+    #[error("schema {file} does not parse")]
+    Schema {
+        /// Which schema.
+        file: String,
+        /// The library's error.
+        #[source]
+        source: Box<apache_avro::Error>,
+    },
+}
+
+struct KnownSchema {
+    kind: EventKind,
+    version: u32,
+    schema: Schema,
+    fingerprint: [u8; 8],
+}
+
+/// All known schemas, by fingerprint and by kind.
+pub struct SchemaRegistry {
+    schemas: Vec<KnownSchema>,
+    by_fingerprint: HashMap<[u8; 8], usize>,
+    latest: HashMap<EventKind, usize>,
+}
+
+impl SchemaRegistry {
+    /// The registry of the schemas compiled into this build.
+    pub fn get() -> Result<&'static SchemaRegistry, AvroError> {
+        static REGISTRY: OnceLock<Result<SchemaRegistry, String>> = OnceLock::new();
+        let built = REGISTRY.get_or_init(|| {
+            Self::build(SCHEMA_FILES).map_err(|error| {
+                let cause = std::error::Error::source(&error).map(ToString::to_string);
+                format!("{error}: {}", cause.unwrap_or_default())
+            })
+        });
+        built.as_ref().map_err(|reason| AvroError::Registry {
+            reason: reason.clone(),
+        })
+    }
+
+    fn build(files: &[(EventKind, u32, &str)]) -> Result<Self, AvroError> {
+        let mut registry = Self {
+            schemas: Vec::new(),
+            by_fingerprint: HashMap::new(),
+            latest: HashMap::new(),
+        };
+        for &(kind, version, text) in files {
+            let schema = Schema::parse_str(text).map_err(|source| AvroError::Schema {
+                file: format!("{kind:?} v{version}"),
+                source: Box::new(source),
+            })?;
+            let mut fingerprint = [0u8; 8];
+            fingerprint.copy_from_slice(&schema.fingerprint::<Rabin>().bytes);
+            let index = registry.schemas.len();
+            registry.by_fingerprint.insert(fingerprint, index);
+            let newer = registry
+                .latest
+                .get(&kind)
+                .is_none_or(|&i| registry.schemas[i].version < version);
+            if newer {
+                registry.latest.insert(kind, index);
+            }
+            registry.schemas.push(KnownSchema {
+                kind,
+                version,
+                schema,
+                fingerprint,
+            });
+        }
+        Ok(registry)
+    }
+
+    fn latest(&self, kind: EventKind) -> &KnownSchema {
+        // Every kind has a file in SCHEMA_FILES; a unit test guards that.
+        &self.schemas[self.latest[&kind]]
+    }
+
+    /// The schema version a writer of this kind uses.
+    pub fn writer_version(&self, kind: EventKind) -> u32 {
+        self.latest(kind).version
+    }
+
+    fn encode_value(&self, kind: EventKind, value: Value) -> Result<Vec<u8>, AvroError> {
+        let known = self.latest(kind);
+        let datum = to_avro_datum(&known.schema, value).map_err(|source| AvroError::Datum {
+            action: "encoded",
+            source: Box::new(source),
+        })?;
+        let mut message = Vec::with_capacity(10 + datum.len());
+        message.extend_from_slice(&MARKER);
+        message.extend_from_slice(&known.fingerprint);
+        message.extend_from_slice(&datum);
+        Ok(message)
+    }
+
+    /// Reads the writer schema from the header and resolves to the newest
+    /// known version of the same kind.
+    fn decode_value(&self, message: &[u8]) -> Result<(EventKind, Value), AvroError> {
+        if message.len() < 10 || message[..2] != MARKER {
+            return Err(AvroError::NotSingleObject {
+                length: message.len(),
+            });
+        }
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&message[2..10]);
+        let writer = self
+            .by_fingerprint
+            .get(&fingerprint)
+            .map(|&i| &self.schemas[i])
+            .ok_or_else(|| AvroError::UnknownSchema {
+                fingerprint: hex::encode(fingerprint),
+            })?;
+        let reader = self.latest(writer.kind);
+        let mut body = &message[10..];
+        let value =
+            from_avro_datum(&writer.schema, &mut body, Some(&reader.schema)).map_err(|source| {
+                AvroError::Datum {
+                    action: "decoded",
+                    source: Box::new(source),
+                }
+            })?;
+        Ok((writer.kind, value))
+    }
+
+    /// Encodes an event with the newest schema of its kind.
+    pub fn encode_event(&self, event: &Event) -> Result<Vec<u8>, AvroError> {
+        let mut fields = vec![("envelope".to_string(), envelope_value(&event.envelope))];
+        match &event.fact {
+            Fact::UnitQuota(quota) => fields.extend(unit_quota_fields(quota)),
+            Fact::RosterEntry(entry) => fields.extend(roster_entry_fields(entry)),
+            Fact::PayrollPayment(payment) => fields.extend(payroll_payment_fields(payment)),
+        }
+        self.encode_value(event.kind(), Value::Record(fields))
+    }
+
+    /// Decodes an event of any fact kind.
+    pub fn decode_event(&self, message: &[u8]) -> Result<Event, AvroError> {
+        let (kind, value) = self.decode_value(message)?;
+        let record = Record::new(value)?;
+        let envelope = envelope_from(record.record("envelope")?)?;
+        let fact = match kind {
+            EventKind::UnitQuota => Fact::UnitQuota(unit_quota_from(&record)?),
+            EventKind::RosterEntry => Fact::RosterEntry(roster_entry_from(&record)?),
+            EventKind::PayrollPayment => Fact::PayrollPayment(payroll_payment_from(&record)?),
+            EventKind::DeadLetter => {
+                return Err(AvroError::WrongKind {
+                    expected: EventKind::RosterEntry,
+                    found: kind,
+                });
+            }
+        };
+        Ok(Event { envelope, fact })
+    }
+
+    /// Encodes a dead letter.
+    pub fn encode_dead_letter(&self, letter: &DeadLetter) -> Result<Vec<u8>, AvroError> {
+        let value = Value::Record(vec![
+            (
+                "dead_letter_id".into(),
+                Value::String(letter.dead_letter_id.clone()),
+            ),
+            (
+                "source_system".into(),
+                Value::String(letter.source_system.clone()),
+            ),
+            ("location".into(), Value::String(letter.location.clone())),
+            ("position".into(), Value::String(letter.position.clone())),
+            (
+                "reason_code".into(),
+                Value::String(letter.reason_code.clone()),
+            ),
+            ("reason".into(), Value::String(letter.reason.clone())),
+            ("raw".into(), Value::String(letter.raw.clone())),
+            (
+                "observed_at".into(),
+                Value::TimestampMillis(letter.observed_at.timestamp_millis()),
+            ),
+        ]);
+        self.encode_value(EventKind::DeadLetter, value)
+    }
+
+    /// Decodes a dead letter.
+    pub fn decode_dead_letter(&self, message: &[u8]) -> Result<DeadLetter, AvroError> {
+        let (kind, value) = self.decode_value(message)?;
+        if kind != EventKind::DeadLetter {
+            return Err(AvroError::WrongKind {
+                expected: EventKind::DeadLetter,
+                found: kind,
+            });
+        }
+        let record = Record::new(value)?;
+        Ok(DeadLetter {
+            dead_letter_id: record.string("dead_letter_id")?,
+            source_system: record.string("source_system")?,
+            location: record.string("location")?,
+            position: record.string("position")?,
+            reason_code: record.string("reason_code")?,
+            reason: record.string("reason")?,
+            raw: record.string("raw")?,
+            observed_at: record.timestamp("observed_at")?,
+        })
+    }
+}
+
+fn envelope_value(envelope: &Envelope) -> Value {
+    let kind_index = match envelope.source_ref.kind {
+        SourceRefKind::FileRow => 0,
+        SourceRefKind::TableKey => 1,
+        SourceRefKind::Unknown => 2,
+    };
+    let operation_index = match envelope.operation {
+        Operation::Upsert => 0,
+        Operation::Insert => 1,
+        Operation::Update => 2,
+        Operation::Delete => 3,
+    };
+    Value::Record(vec![
+        ("event_id".into(), Value::String(envelope.event_id.clone())),
+        (
+            "source_system".into(),
+            Value::String(envelope.source_system.clone()),
+        ),
+        (
+            "source_ref".into(),
+            Value::Record(vec![
+                (
+                    "kind".into(),
+                    enum_value(&SourceRefKind::SYMBOLS, kind_index),
+                ),
+                (
+                    "location".into(),
+                    Value::String(envelope.source_ref.location.clone()),
+                ),
+                (
+                    "position".into(),
+                    Value::String(envelope.source_ref.position.clone()),
+                ),
+            ]),
+        ),
+        (
+            "operation".into(),
+            enum_value(&Operation::SYMBOLS, operation_index),
+        ),
+        (
+            "observed_at".into(),
+            Value::TimestampMillis(envelope.observed_at.timestamp_millis()),
+        ),
+    ])
+}
+
+fn envelope_from(record: Record) -> Result<Envelope, AvroError> {
+    let source_ref = record.record("source_ref")?;
+    let kind = match source_ref.symbol("kind")?.as_str() {
+        "FILE_ROW" => SourceRefKind::FileRow,
+        "TABLE_KEY" => SourceRefKind::TableKey,
+        _ => SourceRefKind::Unknown,
+    };
+    let operation = match record.symbol("operation")?.as_str() {
+        "INSERT" => Operation::Insert,
+        "UPDATE" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        _ => Operation::Upsert,
+    };
+    Ok(Envelope {
+        event_id: record.string("event_id")?,
+        source_system: record.string("source_system")?,
+        source_ref: SourceRef {
+            kind,
+            location: source_ref.string("location")?,
+            position: source_ref.string("position")?,
+        },
+        operation,
+        observed_at: record.timestamp("observed_at")?,
+    })
+}
+
+fn unit_quota_fields(quota: &UnitQuota) -> Vec<(String, Value)> {
+    vec![
+        (
+            "unit_code".into(),
+            Value::String(quota.unit_code.as_str().to_string()),
+        ),
+        ("unit_name".into(), Value::String(quota.unit_name.clone())),
+        ("unit_type".into(), Value::String(quota.unit_type.clone())),
+        ("quota".into(), Value::Int(quota.quota)),
+        ("approved_on".into(), optional_date(quota.approved_on)),
+    ]
+}
+
+fn unit_quota_from(record: &Record) -> Result<UnitQuota, AvroError> {
+    Ok(UnitQuota {
+        unit_code: record.credit_code("unit_code")?,
+        unit_name: record.string("unit_name")?,
+        unit_type: record.string("unit_type")?,
+        quota: record.int("quota")?,
+        approved_on: record.optional_date("approved_on")?,
+    })
+}
+
+fn roster_entry_fields(entry: &RosterEntry) -> Vec<(String, Value)> {
+    let post_index = PostCategory::SYMBOLS
+        .iter()
+        .position(|s| *s == post_symbol(entry.post_category))
+        .unwrap_or(3);
+    let status_index = match entry.status {
+        StaffStatus::Active => 0,
+        StaffStatus::Left => 1,
+        StaffStatus::Unknown => 2,
+    };
+    vec![
+        (
+            "citizen_id".into(),
+            Value::String(entry.citizen_id.as_str().to_string()),
+        ),
+        ("name".into(), Value::String(entry.name.clone())),
+        (
+            "unit_code".into(),
+            Value::String(entry.unit_code.as_str().to_string()),
+        ),
+        ("unit_name".into(), Value::String(entry.unit_name.clone())),
+        (
+            "post_category".into(),
+            enum_value(&PostCategory::SYMBOLS, post_index),
+        ),
+        (
+            "post_category_label".into(),
+            Value::String(entry.post_category_label.clone()),
+        ),
+        (
+            "employment_form".into(),
+            Value::String(entry.employment_form.clone()),
+        ),
+        ("hire_date".into(), optional_date(entry.hire_date)),
+        ("contract_start".into(), optional_date(entry.contract_start)),
+        ("contract_end".into(), optional_date(entry.contract_end)),
+        (
+            "contract_open_ended".into(),
+            Value::Boolean(entry.contract_open_ended),
+        ),
+        (
+            "status".into(),
+            enum_value(&StaffStatus::SYMBOLS, status_index),
+        ),
+        (
+            "status_label".into(),
+            Value::String(entry.status_label.clone()),
+        ),
+        ("left_on".into(), optional_date(entry.left_on)),
+    ]
+}
+
+fn post_symbol(category: PostCategory) -> &'static str {
+    match category {
+        PostCategory::GeneralSupport => "GENERAL_SUPPORT",
+        PostCategory::TechnicalSkill => "TECHNICAL_SKILL",
+        PostCategory::LawEnforcementSupport => "LAW_ENFORCEMENT_SUPPORT",
+        PostCategory::Unknown => "UNKNOWN",
+    }
+}
+
+fn roster_entry_from(record: &Record) -> Result<RosterEntry, AvroError> {
+    let post_category = match record.symbol("post_category")?.as_str() {
+        "GENERAL_SUPPORT" => PostCategory::GeneralSupport,
+        "TECHNICAL_SKILL" => PostCategory::TechnicalSkill,
+        "LAW_ENFORCEMENT_SUPPORT" => PostCategory::LawEnforcementSupport,
+        _ => PostCategory::Unknown,
+    };
+    let status = match record.symbol("status")?.as_str() {
+        "ACTIVE" => StaffStatus::Active,
+        "LEFT" => StaffStatus::Left,
+        _ => StaffStatus::Unknown,
+    };
+    Ok(RosterEntry {
+        citizen_id: record.citizen_id("citizen_id")?,
+        name: record.string("name")?,
+        unit_code: record.credit_code("unit_code")?,
+        unit_name: record.string("unit_name")?,
+        post_category,
+        post_category_label: record.string("post_category_label")?,
+        employment_form: record.string("employment_form")?,
+        hire_date: record.optional_date("hire_date")?,
+        contract_start: record.optional_date("contract_start")?,
+        contract_end: record.optional_date("contract_end")?,
+        contract_open_ended: record.boolean("contract_open_ended")?,
+        status,
+        status_label: record.string("status_label")?,
+        left_on: record.optional_date("left_on")?,
+    })
+}
+
+fn payroll_payment_fields(payment: &PayrollPayment) -> Vec<(String, Value)> {
+    vec![
+        (
+            "citizen_id".into(),
+            Value::String(payment.citizen_id.as_str().to_string()),
+        ),
+        ("name".into(), Value::String(payment.name.clone())),
+        (
+            "unit_code".into(),
+            Value::String(payment.unit_code.as_str().to_string()),
+        ),
+        ("unit_name".into(), Value::String(payment.unit_name.clone())),
+        ("pay_month".into(), Value::Int(payment.month.as_number())),
+        ("gross".into(), decimal_value(payment.gross)),
+        ("net".into(), decimal_value(payment.net)),
+        (
+            "fund_source".into(),
+            Value::String(payment.fund_source.clone()),
+        ),
+    ]
+}
+
+fn payroll_payment_from(record: &Record) -> Result<PayrollPayment, AvroError> {
+    let month_number = record.int("pay_month")?;
+    Ok(PayrollPayment {
+        citizen_id: record.citizen_id("citizen_id")?,
+        name: record.string("name")?,
+        unit_code: record.credit_code("unit_code")?,
+        unit_name: record.string("unit_name")?,
+        month: Month::from_number(month_number).ok_or_else(|| AvroError::Field {
+            field: "pay_month",
+            reason: format!("{month_number} is not a YYYYMM month"),
+        })?,
+        gross: record.decimal("gross")?,
+        net: record.decimal("net")?,
+        fund_source: record.string("fund_source")?,
+    })
+}
+
+fn enum_value(symbols: &[&str], index: usize) -> Value {
+    Value::Enum(index as u32, symbols[index].to_string())
+}
+
+fn optional_date(date: Option<NaiveDate>) -> Value {
+    match date {
+        Some(date) => Value::Union(1, Box::new(Value::Date(to_epoch_days(date)))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
+}
+
+/// Money travels as Avro decimal(14, 2): the unscaled value, big-endian
+/// two's complement. Eight bytes always: apache-avro refuses values whose
+/// byte length could not hold the declared precision, and eight bytes hold
+/// every 14-digit amount.
+fn decimal_value(amount: Decimal) -> Value {
+    let mut scaled = amount;
+    scaled.rescale(2);
+    let unscaled = i64::try_from(scaled.mantissa()).unwrap_or(if scaled.mantissa() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    });
+    Value::Decimal(apache_avro::Decimal::from(unscaled.to_be_bytes().to_vec()))
+}
+
+fn decimal_from_bytes(bytes: &[u8]) -> Option<Decimal> {
+    if bytes.is_empty() || bytes.len() > 16 {
+        return None;
+    }
+    let filler = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
+    let mut full = [filler; 16];
+    full[16 - bytes.len()..].copy_from_slice(bytes);
+    Decimal::try_from_i128_with_scale(i128::from_be_bytes(full), 2).ok()
+}
+
+/// A decoded Avro record with typed field access.
+struct Record(Vec<(String, Value)>);
+
+impl Record {
+    fn new(value: Value) -> Result<Self, AvroError> {
+        match value {
+            Value::Record(fields) => Ok(Self(fields)),
+            other => Err(AvroError::Field {
+                field: "(root)",
+                reason: format!("expected a record, found {other:?}"),
+            }),
+        }
+    }
+
+    fn get(&self, field: &'static str) -> Result<&Value, AvroError> {
+        let value = self
+            .0
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, value)| value);
+        let value = value.ok_or(AvroError::Field {
+            field,
+            reason: "missing".into(),
+        })?;
+        Ok(match value {
+            Value::Union(_, inner) => inner,
+            other => other,
+        })
+    }
+
+    fn wrong(field: &'static str, expected: &str, found: &Value) -> AvroError {
+        AvroError::Field {
+            field,
+            reason: format!("expected {expected}, found {found:?}"),
+        }
+    }
+
+    fn record(&self, field: &'static str) -> Result<Record, AvroError> {
+        match self.get(field)? {
+            Value::Record(fields) => Ok(Record(fields.clone())),
+            other => Err(Self::wrong(field, "a record", other)),
+        }
+    }
+
+    fn string(&self, field: &'static str) -> Result<String, AvroError> {
+        match self.get(field)? {
+            Value::String(text) => Ok(text.clone()),
+            other => Err(Self::wrong(field, "a string", other)),
+        }
+    }
+
+    fn symbol(&self, field: &'static str) -> Result<String, AvroError> {
+        match self.get(field)? {
+            Value::Enum(_, symbol) => Ok(symbol.clone()),
+            other => Err(Self::wrong(field, "an enum symbol", other)),
+        }
+    }
+
+    fn int(&self, field: &'static str) -> Result<i32, AvroError> {
+        match self.get(field)? {
+            Value::Int(number) => Ok(*number),
+            other => Err(Self::wrong(field, "an int", other)),
+        }
+    }
+
+    fn boolean(&self, field: &'static str) -> Result<bool, AvroError> {
+        match self.get(field)? {
+            Value::Boolean(flag) => Ok(*flag),
+            other => Err(Self::wrong(field, "a boolean", other)),
+        }
+    }
+
+    fn timestamp(&self, field: &'static str) -> Result<DateTime<Utc>, AvroError> {
+        match self.get(field)? {
+            Value::TimestampMillis(millis) | Value::Long(millis) => {
+                DateTime::from_timestamp_millis(*millis).ok_or_else(|| AvroError::Field {
+                    field,
+                    reason: "out of range".into(),
+                })
+            }
+            other => Err(Self::wrong(field, "a timestamp", other)),
+        }
+    }
+
+    fn optional_date(&self, field: &'static str) -> Result<Option<NaiveDate>, AvroError> {
+        match self.get(field)? {
+            Value::Null => Ok(None),
+            Value::Date(days) | Value::Int(days) => {
+                from_epoch_days(*days)
+                    .map(Some)
+                    .ok_or_else(|| AvroError::Field {
+                        field,
+                        reason: "date out of range".into(),
+                    })
+            }
+            other => Err(Self::wrong(field, "a date or null", other)),
+        }
+    }
+
+    fn decimal(&self, field: &'static str) -> Result<Decimal, AvroError> {
+        match self.get(field)? {
+            Value::Decimal(decimal) => {
+                let bytes: Vec<u8> = decimal.try_into().map_err(|_| AvroError::Field {
+                    field,
+                    reason: "bad decimal".into(),
+                })?;
+                decimal_from_bytes(&bytes).ok_or_else(|| AvroError::Field {
+                    field,
+                    reason: "decimal too large".into(),
+                })
+            }
+            Value::Bytes(bytes) => decimal_from_bytes(bytes).ok_or_else(|| AvroError::Field {
+                field,
+                reason: "decimal too large".into(),
+            }),
+            other => Err(Self::wrong(field, "a decimal", other)),
+        }
+    }
+
+    fn citizen_id(&self, field: &'static str) -> Result<CitizenId, AvroError> {
+        CitizenId::parse(&self.string(field)?).map_err(|error| AvroError::Field {
+            field,
+            reason: error.to_string(),
+        })
+    }
+
+    fn credit_code(&self, field: &'static str) -> Result<CreditCode, AvroError> {
+        CreditCode::parse(&self.string(field)?).map_err(|error| AvroError::Field {
+            field,
+            reason: error.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> &'static SchemaRegistry {
+        SchemaRegistry::get().unwrap()
+    }
+
+    fn roster_event() -> Event {
+        Event {
+            envelope: Envelope::for_file_row(
+                "staffing.roster",
+                "roster.xlsx",
+                3,
+                Operation::Upsert,
+            ),
+            fact: Fact::RosterEntry(RosterEntry {
+                citizen_id: CitizenId::parse("330106198703154214").unwrap(),
+                name: "𠮷丽华".into(),
+                unit_code: CreditCode::parse("11330681830166130U").unwrap(),
+                unit_name: "诸暨市教育体育局".into(),
+                post_category: PostCategory::Unknown,
+                post_category_label: "其他".into(),
+                employment_form: "劳务派遣".into(),
+                hire_date: NaiveDate::from_ymd_opt(2021, 11, 18),
+                contract_start: None,
+                contract_end: None,
+                contract_open_ended: true,
+                status: StaffStatus::Active,
+                status_label: "在职".into(),
+                left_on: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_schema() {
+        for kind in EventKind::ALL {
+            assert!(registry().writer_version(kind) >= 1);
+        }
+    }
+
+    #[test]
+    fn roster_event_round_trips_through_single_object_encoding() {
+        let event = roster_event();
+        let message = registry().encode_event(&event).unwrap();
+        assert_eq!(&message[..2], &MARKER);
+        assert_eq!(registry().decode_event(&message).unwrap(), event);
+    }
+
+    #[test]
+    fn money_round_trips_exactly_including_negatives() {
+        for text in [
+            "0.00",
+            "4066.82",
+            "-15.50",
+            "123456789012.34",
+            "0.01",
+            "-0.01",
+            "1.28",
+        ] {
+            let amount: Decimal = text.parse().unwrap();
+            let Value::Decimal(decimal) = decimal_value(amount) else {
+                panic!()
+            };
+            let bytes: Vec<u8> = (&decimal).try_into().unwrap();
+            assert_eq!(decimal_from_bytes(&bytes).unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn unknown_fingerprint_and_garbage_are_refused_with_reason() {
+        let mut message = registry().encode_event(&roster_event()).unwrap();
+        message[2] ^= 0xFF;
+        let error = registry().decode_event(&message).unwrap_err();
+        assert!(matches!(error, AvroError::UnknownSchema { .. }), "{error}");
+        let error = registry().decode_event(b"hello").unwrap_err();
+        assert!(matches!(error, AvroError::NotSingleObject { length: 5 }));
+    }
+
+    #[test]
+    fn truncated_message_is_an_error_not_a_panic() {
+        let message = registry().encode_event(&roster_event()).unwrap();
+        for cut in 10..message.len() {
+            let _ = registry().decode_event(&message[..cut]);
+        }
+    }
+
+    #[test]
+    fn every_schema_file_inlines_the_same_envelope() {
+        let envelopes: Vec<String> = SCHEMA_FILES
+            .iter()
+            .filter(|(kind, _, _)| *kind != EventKind::DeadLetter)
+            .map(|(_, _, text)| {
+                let json: serde_json::Value = serde_json::from_str(text).unwrap();
+                json["fields"][0]["type"].to_string()
+            })
+            .collect();
+        assert!(envelopes.windows(2).all(|pair| pair[0] == pair[1]));
+    }
+}
+#[cfg(test)]
+mod payroll_tests {
+    use super::*;
+
+    #[test]
+    fn payroll_event_round_trips() {
+        let event = Event {
+            envelope: Envelope::for_file_row("finance.payroll", "p.csv", 2, Operation::Upsert),
+            fact: Fact::PayrollPayment(PayrollPayment {
+                citizen_id: CitizenId::parse("330106198703154214").unwrap(),
+                name: "林晓雯".into(),
+                unit_code: CreditCode::parse("11330681830166130U").unwrap(),
+                unit_name: "诸暨市教育体育局".into(),
+                month: Month::parse("2026-11").unwrap(),
+                gross: "4959.54".parse().unwrap(),
+                net: "-4066.82".parse().unwrap(),
+                fund_source: "自有资金".into(),
+            }),
+        };
+        let registry = SchemaRegistry::get().unwrap();
+        let message = registry.encode_event(&event).unwrap();
+        let decoded = registry.decode_event(&message);
+        if let Err(error) = &decoded {
+            panic!("{error}: {:?}", std::error::Error::source(error));
+        }
+        assert_eq!(decoded.unwrap(), event);
+    }
+}

@@ -1,0 +1,346 @@
+//! The events connectors publish and the merger applies.
+//!
+//! Each event is an envelope (who published what, from where, when) and one
+//! fact about a unit or a person. These are the in-memory forms; `avro`
+//! turns them into the versioned wire format kept in schemas/.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::{CitizenId, CreditCode, Month};
+
+/// What an event does to the fact it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operation {
+    /// States the current fact without claiming whether it is new.
+    Upsert,
+    /// A fact the source did not have before.
+    Insert,
+    /// A changed fact.
+    Update,
+    /// The fact no longer holds at the source.
+    Delete,
+}
+
+impl Operation {
+    /// The Avro enum symbols, in schema order.
+    pub const SYMBOLS: [&'static str; 4] = ["UPSERT", "INSERT", "UPDATE", "DELETE"];
+}
+
+/// Whether a source reference points into a file or a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceRefKind {
+    /// A row of an exported file.
+    FileRow,
+    /// A row of a polled table.
+    TableKey,
+    /// A kind this reader does not know (written by a newer connector).
+    Unknown,
+}
+
+impl SourceRefKind {
+    /// The Avro enum symbols, in schema order.
+    pub const SYMBOLS: [&'static str; 3] = ["FILE_ROW", "TABLE_KEY", "UNKNOWN"];
+}
+
+/// Where in its source a fact was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// File or table.
+    pub kind: SourceRefKind,
+    /// The file name or table name.
+    pub location: String,
+    /// The 1-based row number, or the row key.
+    pub position: String,
+}
+
+/// Who published an event, from where and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Random UUID; the merger applies each event id once.
+    pub event_id: String,
+    /// The publishing connector, such as `staffing.roster`.
+    pub source_system: String,
+    /// Where the fact was read.
+    pub source_ref: SourceRef,
+    /// What the event does.
+    pub operation: Operation,
+    /// When the connector read the fact (millisecond precision on the wire).
+    pub observed_at: DateTime<Utc>,
+}
+
+impl Envelope {
+    /// An envelope for a row of a file, observed now, with a fresh event id.
+    pub fn for_file_row(source_system: &str, file: &str, row: u64, operation: Operation) -> Self {
+        let now = Utc::now();
+        let observed_at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        Self {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            source_system: source_system.to_string(),
+            source_ref: SourceRef {
+                kind: SourceRefKind::FileRow,
+                location: file.to_string(),
+                position: row.to_string(),
+            },
+            operation,
+            observed_at,
+        }
+    }
+}
+
+/// A unit's quota of non-establishment staff (编外用工控制数).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitQuota {
+    /// The unit's credit code.
+    pub unit_code: CreditCode,
+    /// The unit's name as the staffing office writes it.
+    pub unit_name: String,
+    /// The unit category label as exported.
+    pub unit_type: String,
+    /// Posts allowed.
+    pub quota: i32,
+    /// When the quota was approved.
+    pub approved_on: Option<NaiveDate>,
+}
+
+/// Post categories of non-establishment staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PostCategory {
+    /// 普通辅助.
+    GeneralSupport,
+    /// 技术技能.
+    TechnicalSkill,
+    /// 执法辅助.
+    LawEnforcementSupport,
+    /// A label no mapping knows; the raw label is kept beside it.
+    Unknown,
+}
+
+impl PostCategory {
+    /// The Avro enum symbols, in schema order.
+    pub const SYMBOLS: [&'static str; 4] = [
+        "GENERAL_SUPPORT",
+        "TECHNICAL_SKILL",
+        "LAW_ENFORCEMENT_SUPPORT",
+        "UNKNOWN",
+    ];
+
+    /// Maps an exported label; a trailing 类 names the same category.
+    pub fn from_label(label: &str) -> Self {
+        let label = crate::fold::fold_text(label);
+        match label.trim_end_matches('类') {
+            "普通辅助" => Self::GeneralSupport,
+            "技术技能" => Self::TechnicalSkill,
+            "执法辅助" => Self::LawEnforcementSupport,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The category's name in the staffing office's words.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::GeneralSupport => "普通辅助",
+            Self::TechnicalSkill => "技术技能",
+            Self::LawEnforcementSupport => "执法辅助",
+            Self::Unknown => "未知",
+        }
+    }
+}
+
+/// Whether a person still holds the post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StaffStatus {
+    /// 在职.
+    Active,
+    /// 减少 or 离职: the person left the post.
+    Left,
+    /// A status label no mapping knows; the raw label is kept beside it.
+    Unknown,
+}
+
+impl StaffStatus {
+    /// The Avro enum symbols, in schema order.
+    pub const SYMBOLS: [&'static str; 3] = ["ACTIVE", "LEFT", "UNKNOWN"];
+
+    /// Maps an exported status label.
+    pub fn from_label(label: &str) -> Self {
+        match crate::fold::fold_text(label).as_str() {
+            "在职" | "在岗" => Self::Active,
+            "减少" | "离职" | "已减少" | "退休" | "解聘" => Self::Left,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The status in the staffing office's words.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Active => "在职",
+            Self::Left => "减少",
+            Self::Unknown => "未知",
+        }
+    }
+}
+
+/// One row of the real-name roster: a person's post at a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    /// The person.
+    pub citizen_id: CitizenId,
+    /// The person's name as on the roster.
+    pub name: String,
+    /// The employing unit.
+    pub unit_code: CreditCode,
+    /// The unit's name as on the roster.
+    pub unit_name: String,
+    /// Post category.
+    pub post_category: PostCategory,
+    /// The category label as exported.
+    pub post_category_label: String,
+    /// 用工形式 as exported.
+    pub employment_form: String,
+    /// 入职日期.
+    pub hire_date: Option<NaiveDate>,
+    /// 合同起始日期.
+    pub contract_start: Option<NaiveDate>,
+    /// 合同终止日期; None when open-ended or not given.
+    pub contract_end: Option<NaiveDate>,
+    /// 无固定期限: the contract never expires.
+    pub contract_open_ended: bool,
+    /// Whether the person still holds the post.
+    pub status: StaffStatus,
+    /// The status as exported.
+    pub status_label: String,
+    /// 减少日期.
+    pub left_on: Option<NaiveDate>,
+}
+
+/// One month's pay of one person by one unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayrollPayment {
+    /// The person paid.
+    pub citizen_id: CitizenId,
+    /// The name on the payroll.
+    pub name: String,
+    /// The paying unit.
+    pub unit_code: CreditCode,
+    /// The unit's name on the payroll.
+    pub unit_name: String,
+    /// The month paid for.
+    pub month: Month,
+    /// 应发工资.
+    pub gross: Decimal,
+    /// 实发工资.
+    pub net: Decimal,
+    /// 资金来源 as exported.
+    pub fund_source: String,
+}
+
+/// A row or event that could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Random UUID.
+    pub dead_letter_id: String,
+    /// The connector or consumer that rejected it.
+    pub source_system: String,
+    /// File name, table, or topic.
+    pub location: String,
+    /// Row number, row key, or partition/offset.
+    pub position: String,
+    /// A stable code such as ID_CHECK_CHAR_MISMATCH.
+    pub reason_code: String,
+    /// The reason in words; never carries an ID number.
+    pub reason: String,
+    /// The rejected value with every ID number masked.
+    pub raw: String,
+    /// When it was rejected.
+    pub observed_at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// A dead-letter id derived from what was rejected, where and why, so
+    /// that rejecting the same row again yields the same id and the store
+    /// keeps one entry for it.
+    pub fn stable_id(parts: &[&str]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        hex::encode(&hasher.finalize()[..16])
+    }
+}
+
+/// The fact an event carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// A unit's quota.
+    UnitQuota(UnitQuota),
+    /// A roster row.
+    RosterEntry(RosterEntry),
+    /// A payroll row.
+    PayrollPayment(PayrollPayment),
+}
+
+/// An envelope and its fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Where the fact came from.
+    pub envelope: Envelope,
+    /// The fact.
+    pub fact: Fact,
+}
+
+impl Event {
+    /// The person the fact is about, if any; used to key the Kafka message.
+    pub fn person(&self) -> Option<&CitizenId> {
+        match &self.fact {
+            Fact::UnitQuota(_) => None,
+            Fact::RosterEntry(entry) => Some(&entry.citizen_id),
+            Fact::PayrollPayment(payment) => Some(&payment.citizen_id),
+        }
+    }
+
+    /// The kind of fact, which fixes its schema and topic.
+    pub fn kind(&self) -> EventKind {
+        match &self.fact {
+            Fact::UnitQuota(_) => EventKind::UnitQuota,
+            Fact::RosterEntry(_) => EventKind::RosterEntry,
+            Fact::PayrollPayment(_) => EventKind::PayrollPayment,
+        }
+    }
+}
+
+/// Each kind of record on the wire, one schema family and one topic each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Unit quotas from the staffing office.
+    UnitQuota,
+    /// Roster rows from the staffing office.
+    RosterEntry,
+    /// Payroll rows from the finance bureau.
+    PayrollPayment,
+    /// Rejected rows and events.
+    DeadLetter,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 4] = [
+        Self::UnitQuota,
+        Self::RosterEntry,
+        Self::PayrollPayment,
+        Self::DeadLetter,
+    ];
+
+    /// The topic name, before any deployment prefix.
+    pub fn topic(&self) -> &'static str {
+        match self {
+            Self::UnitQuota => "staffing.unit-quota",
+            Self::RosterEntry => "staffing.roster",
+            Self::PayrollPayment => "finance.payroll",
+            Self::DeadLetter => "dead-letters",
+        }
+    }
+}

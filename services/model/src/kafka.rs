@@ -1,0 +1,231 @@
+//! Kafka plumbing shared by the connectors and the merger: topic names,
+//! client settings, topic creation and the dead-letter sink.
+//!
+//! Everything goes through rdkafka (librdkafka), so the same code talks to
+//! the embedded tansu broker and to a production Kafka cluster.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tracing::info;
+
+use crate::avro::SchemaRegistry;
+use crate::event::{DeadLetter, EventKind};
+
+/// Why talking to Kafka failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A client could not be created from the settings.
+    #[error("kafka client for {brokers} could not be created")]
+    Client {
+        /// Bootstrap servers.
+        brokers: String,
+        /// rdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// Topic creation failed for a reason other than the topic existing.
+    #[error("topic {topic} could not be created: {reason}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        reason: String,
+    },
+    /// The broker did not confirm a message.
+    #[error("message to topic {topic} was not confirmed by the broker")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// rdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// A message could not be encoded.
+    #[error("message for topic {topic} could not be encoded")]
+    Encode {
+        /// The topic.
+        topic: String,
+        /// The encoder's error.
+        #[source]
+        source: crate::AvroError,
+    },
+}
+
+impl BrokerError {
+    /// Whether trying again later can help (a broker that is down, say).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Client { .. } | Self::Delivery { .. } | Self::CreateTopic { .. }
+        )
+    }
+}
+
+/// Where the broker is and how topics are named and laid out.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, host:port[,host:port].
+    pub brokers: String,
+    /// Prepended to every topic name, so several hubs can share a cluster.
+    pub topic_prefix: String,
+    /// Partitions for new topics.
+    pub partitions: i32,
+    /// Replication factor for new topics.
+    pub replication: i32,
+}
+
+impl KafkaSettings {
+    /// Settings for a broker with the default topic layout.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic_prefix: "blockhub.".into(),
+            partitions: 3,
+            replication: 1,
+        }
+    }
+
+    /// The full topic name of a kind.
+    pub fn topic(&self, kind: EventKind) -> String {
+        format!("{}{}", self.topic_prefix, kind.topic())
+    }
+
+    /// A client configuration with the bootstrap servers set.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            // A broker that restarts must not flood the log: librdkafka
+            // retries by itself and the caller reports the outcome once.
+            .set("log.connection.close", "false")
+            .set("reconnect.backoff.max.ms", "5000");
+        config
+    }
+
+    /// Waits up to `timeout` for the cluster to answer a metadata request.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let config = self.client_config();
+        let brokers = self.brokers.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = config.create()?;
+            consumer.fetch_metadata(None, timeout).map(|_| ())
+        })
+        .await;
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(BrokerError::Client { brokers, source }),
+            Err(_) => Err(BrokerError::Client {
+                brokers,
+                source: KafkaError::Canceled,
+            }),
+        }
+    }
+
+    /// An idempotent producer that waits for every in-sync replica.
+    pub fn producer(&self) -> Result<FutureProducer, BrokerError> {
+        self.client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "20")
+            .set("message.timeout.ms", "120000")
+            .set("compression.type", "lz4")
+            .create()
+            .map_err(|source| BrokerError::Client {
+                brokers: self.brokers.clone(),
+                source,
+            })
+    }
+
+    /// Creates every Blockhub topic that does not exist yet.
+    pub async fn ensure_topics(&self) -> Result<(), BrokerError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config()
+                .create()
+                .map_err(|source| BrokerError::Client {
+                    brokers: self.brokers.clone(),
+                    source,
+                })?;
+        let names: Vec<String> = EventKind::ALL
+            .iter()
+            .map(|kind| self.topic(*kind))
+            .collect();
+        let topics: Vec<NewTopic> = names
+            .iter()
+            .map(|name| {
+                // Facts are kept for good: the store must be rebuildable
+                // from the topics, so nothing may expire by age.
+                NewTopic::new(
+                    name,
+                    self.partitions,
+                    TopicReplication::Fixed(self.replication),
+                )
+                .set("retention.ms", "-1")
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin
+            .create_topics(&topics, &options)
+            .await
+            .map_err(|source| BrokerError::Client {
+                brokers: self.brokers.clone(),
+                source,
+            })?;
+        for result in results {
+            match result {
+                Ok(topic) => info!(%topic, "Topic created."),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(BrokerError::CreateTopic {
+                        topic,
+                        reason: code.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Publishes rejected rows and events to the dead-letter topic.
+#[derive(Clone)]
+pub struct DeadLetterSink {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl DeadLetterSink {
+    /// A sink on the deployment's dead-letter topic.
+    pub fn new(settings: &KafkaSettings, producer: FutureProducer) -> Self {
+        Self {
+            producer,
+            topic: settings.topic(EventKind::DeadLetter),
+        }
+    }
+
+    /// Publishes one dead letter and waits until the broker confirms it.
+    pub async fn publish(&self, letter: &DeadLetter) -> Result<(), BrokerError> {
+        let payload = SchemaRegistry::get()
+            .and_then(|registry| registry.encode_dead_letter(letter))
+            .map_err(|source| BrokerError::Encode {
+                topic: self.topic.clone(),
+                source,
+            })?;
+        let record = FutureRecord::to(&self.topic)
+            .key(&letter.source_system)
+            .payload(&payload);
+        self.producer
+            .send(record, Duration::from_secs(120))
+            .await
+            .map(|_| ())
+            .map_err(|(source, _)| BrokerError::Delivery {
+                topic: self.topic.clone(),
+                source,
+            })
+    }
+}
