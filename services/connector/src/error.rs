@@ -21,6 +21,15 @@ pub enum ConnectorError {
         /// Rows searched.
         searched: usize,
     },
+    /// No broker answered at the configured address.
+    #[error(
+        "no Kafka broker answers at {brokers}; start the hub with `blockhub up`, or pass \
+         --brokers HOST:PORT"
+    )]
+    BrokerUnreachable {
+        /// The bootstrap servers tried.
+        brokers: String,
+    },
     /// The broker refused or did not confirm.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -37,7 +46,7 @@ impl ConnectorError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Broker(error) => error.is_retryable(),
-            Self::ProducerClosed { .. } => true,
+            Self::ProducerClosed { .. } | Self::BrokerUnreachable { .. } => true,
             Self::Export(_) | Self::NoHeader { .. } => false,
         }
     }

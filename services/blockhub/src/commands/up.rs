@@ -45,8 +45,17 @@ pub struct UpArgs {
     pub broker: BrokerArgs,
 }
 
-/// Runs the hub until stopped.
+/// Runs the hub until Ctrl-C or SIGTERM.
 pub async fn run(data: &DataDir, args: UpArgs) -> Result<ExitCode> {
+    run_until(data, args, super::stop_signal()).await
+}
+
+/// Runs the hub until `stop` completes.
+pub async fn run_until(
+    data: &DataDir,
+    args: UpArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<ExitCode> {
     if let Some(hub) = data.hub()
         && process_alive(hub.pid)
     {
@@ -78,6 +87,7 @@ pub async fn run(data: &DataDir, args: UpArgs) -> Result<ExitCode> {
         data,
         &args,
         kafka,
+        stop,
         &tokens_file,
         &operator_token,
         embedded.as_ref(),
@@ -95,6 +105,7 @@ async fn serve(
     data: &DataDir,
     args: &UpArgs,
     kafka: blockhub_model::KafkaSettings,
+    stop: impl std::future::Future<Output = ()>,
     tokens_file: &std::path::Path,
     operator_token: &std::path::Path,
     embedded: Option<&EmbeddedBroker>,
@@ -152,7 +163,7 @@ async fn serve(
     info!(%address, "Hub running.");
 
     let outcome = tokio::select! {
-        _ = super::stop_signal() => { info!("Stop requested."); Ok(()) }
+        _ = stop => { info!("Stop requested."); Ok(()) }
         result = &mut merger => match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(anyhow::Error::new(error).context("merger failed")),

@@ -1,7 +1,7 @@
 //! Reads of the block data for the gateway, the command line and tests.
 
-use blockhub_model::{CitizenId, Month};
-use chrono::NaiveDate;
+use blockhub_model::{CitizenId, DeadLetter, Month};
+use chrono::{DateTime, NaiveDate};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::FromRow;
@@ -70,6 +70,18 @@ struct RosterRow {
     status: String,
     status_label: String,
     left_on: Option<String>,
+}
+
+#[derive(FromRow)]
+struct DeadLetterRow {
+    dead_letter_id: String,
+    source_system: String,
+    location: String,
+    position: String,
+    reason_code: String,
+    reason: String,
+    raw: String,
+    observed_at: i64,
 }
 
 #[derive(FromRow)]
@@ -176,6 +188,32 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// The most recent dead letters, newest first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, MergerError> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT dead_letter_id, source_system, location, position, reason_code, reason, \
+                   raw, observed_at FROM dead_letters \
+                 ORDER BY observed_at DESC, location, position LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read dead letters"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| DeadLetter {
+                dead_letter_id: row.dead_letter_id,
+                source_system: row.source_system,
+                location: row.location,
+                position: row.position,
+                reason_code: row.reason_code,
+                reason: row.reason,
+                raw: row.raw,
+                observed_at: DateTime::from_timestamp_millis(row.observed_at).unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Counts of stored rows: units, roster entries, payments, dead letters.

@@ -95,9 +95,9 @@ fn c04_three_encodings_give_identical_rows() {
     }
     assert_eq!(all[0], all[1]);
     assert_eq!(all[1], all[2]);
-    assert!(all[0][0].starts_with("𠮷丽华,"));
-    assert!(all[0][1].starts_with("张䶮,"));
-    assert!(all[0][2].starts_with("热依拉·托合提,"));
+    assert!(all[0][0].starts_with("𠮷丽华 | "));
+    assert!(all[0][1].starts_with("张䶮 | "));
+    assert!(all[0][2].starts_with("热依拉·托合提 | "));
 }
 
 fn layout_outcomes(file: &str) -> Vec<(u64, RowOutcome)> {

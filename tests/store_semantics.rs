@@ -1,0 +1,194 @@
+//! What the merger promises about the store, on both backends: a batch
+//! applied twice changes nothing, an event id is applied once, an older
+//! fact never overwrites a newer one, and a poison message becomes a dead
+//! letter without stalling its partition.
+
+use std::time::Duration;
+
+use blockhub_merger::store::{Delivered, DeliveredItem};
+use blockhub_merger::{MergerConfig, Store};
+use blockhub_model::{
+    CitizenId, CreditCode, Envelope, Event, EventKind, Fact, Operation, PostCategory, RosterEntry,
+    SchemaRegistry, StaffStatus,
+};
+use blockhub_tests::{Backend, TestBroker, TestDatabase, wait_caught_up};
+use chrono::{Duration as Span, NaiveDate, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+fn roster_event(contract_end: &str, observed_offset_seconds: i64) -> Event {
+    let mut envelope =
+        Envelope::for_file_row("staffing.roster", "roster.xlsx", 3, Operation::Upsert);
+    envelope.observed_at = Utc::now() + Span::seconds(observed_offset_seconds);
+    Event {
+        envelope,
+        fact: Fact::RosterEntry(RosterEntry {
+            citizen_id: CitizenId::parse("330106198703154214").unwrap(),
+            name: "林晓雯".into(),
+            unit_code: CreditCode::parse("11330681830166130U").unwrap(),
+            unit_name: "诸暨市教育体育局".into(),
+            post_category: PostCategory::LawEnforcementSupport,
+            post_category_label: "执法辅助".into(),
+            employment_form: "直接聘用".into(),
+            hire_date: NaiveDate::from_ymd_opt(2021, 11, 18),
+            contract_start: NaiveDate::from_ymd_opt(2021, 11, 18),
+            contract_end: Some(contract_end.parse().unwrap()),
+            contract_open_ended: false,
+            status: StaffStatus::Active,
+            status_label: "在职".into(),
+            left_on: None,
+        }),
+    }
+}
+
+fn delivered(event: &Event, offset: i64) -> Delivered {
+    Delivered {
+        topic: "t.staffing.roster".into(),
+        partition: 0,
+        offset,
+        item: DeliveredItem::Event(event.clone()),
+    }
+}
+
+async fn contract_end(store: &Store) -> Option<NaiveDate> {
+    let id = CitizenId::parse("330106198703154214").unwrap();
+    store
+        .roster_entries_of(&id)
+        .await
+        .unwrap()
+        .first()
+        .and_then(|e| e.contract_end)
+}
+
+async fn store_promises(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let newer = roster_event("2027-01-31", 0);
+
+    let first = store
+        .apply_batch("g", &[delivered(&newer, 0)])
+        .await
+        .unwrap();
+    assert_eq!(first.applied, 1);
+    let snapshot = store.content_snapshot().await.unwrap();
+
+    // Kafka re-delivers the batch after a crash before its offset commit.
+    let again = store
+        .apply_batch("g", &[delivered(&newer, 0)])
+        .await
+        .unwrap();
+    assert_eq!((again.applied, again.redelivered), (0, 1));
+    assert_eq!(store.content_snapshot().await.unwrap(), snapshot);
+
+    // The same event published twice arrives at a new offset.
+    let duplicate = store
+        .apply_batch("g", &[delivered(&newer, 1)])
+        .await
+        .unwrap();
+    assert_eq!((duplicate.applied, duplicate.duplicate_events), (0, 1));
+
+    // A stale export read an hour earlier arrives late: it must not win.
+    let older = roster_event("2025-12-31", -3600);
+    store
+        .apply_batch("g", &[delivered(&older, 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        contract_end(&store).await,
+        NaiveDate::from_ymd_opt(2027, 1, 31)
+    );
+
+    // A genuinely newer fact does.
+    let newest = roster_event("2028-06-30", 60);
+    store
+        .apply_batch("g", &[delivered(&newest, 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        contract_end(&store).await,
+        NaiveDate::from_ymd_opt(2028, 6, 30)
+    );
+    assert_eq!(
+        store.next_offsets("g").await.unwrap()[&("t.staffing.roster".into(), 0)],
+        4
+    );
+
+    database.remove(store).await;
+}
+
+#[tokio::test]
+async fn store_promises_hold_on_sqlite() {
+    store_promises(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn store_promises_hold_on_postgres() {
+    store_promises(Backend::Postgres).await;
+}
+
+// A message no schema can read once stalled a partition forever in other
+// consumers; here it must become a dead letter and the next event apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_message_becomes_a_dead_letter_and_the_partition_moves_on() {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    settings.ensure_topics().await.unwrap();
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let store = Store::open(&database.url).await.unwrap();
+
+    let topic = settings.topic(EventKind::RosterEntry);
+    let producer: FutureProducer = settings.producer().unwrap();
+    let poison = b"330106198703154214 is not avro".to_vec();
+    let good = SchemaRegistry::get()
+        .unwrap()
+        .encode_event(&roster_event("2027-01-31", 0))
+        .unwrap();
+    for payload in [poison, good] {
+        let record = FutureRecord::to(&topic)
+            .key("same-person")
+            .partition(0)
+            .payload(&payload);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}merger", settings.topic_prefix);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = stopped.await;
+    }));
+    wait_caught_up(&config, &store).await;
+
+    assert_eq!(
+        contract_end(&store).await,
+        NaiveDate::from_ymd_opt(2027, 1, 31)
+    );
+    let snapshot = store.content_snapshot().await.unwrap();
+    let poisoned: Vec<_> = snapshot
+        .dead_letters
+        .iter()
+        .filter(|d| d.3 == "UNDECODABLE_EVENT")
+        .collect();
+    assert_eq!(poisoned.len(), 1, "{:?}", snapshot.dead_letters);
+    assert_eq!(poisoned[0].1, topic);
+    assert_eq!(poisoned[0].2, "0/0");
+    let letters = store.dead_letters(10).await.unwrap();
+    assert!(
+        letters[0].raw.contains("330106********4214"),
+        "{}",
+        letters[0].raw
+    );
+    assert!(!letters[0].raw.contains("19870315"));
+    assert!(
+        letters[0].reason.contains("single-object"),
+        "{}",
+        letters[0].reason
+    );
+
+    let _ = stop.send(());
+    merger.await.unwrap().unwrap();
+    database.remove(store).await;
+}

@@ -1,0 +1,203 @@
+//! The walking skeleton end to end: the sample county's quota, roster and
+//! payroll exports through a real broker and merger into each store
+//! backend, answered by the gateway exactly as truth/ says.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use blockhub_connector::{IngestReport, SourceKind, ingest};
+use blockhub_gateway::proto::LookupRequest;
+use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
+use blockhub_gateway::{BoundGateway, TokenEntry, TokenRegistry, hash_token};
+use blockhub_merger::{MergerConfig, Store};
+use blockhub_model::{CitizenId, KafkaSettings};
+use blockhub_tests::{Backend, TestBroker, TestDatabase, sample, test_keyer, wait_caught_up};
+use tokio::sync::oneshot;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const COURT_TOKEN: &str = "court-test-token-5b1e";
+
+async fn ingest_sample_county(settings: &KafkaSettings) -> BTreeMap<&'static str, IngestReport> {
+    let payroll = [
+        sample("finance/payroll_202609.csv"),
+        sample("finance/payroll_202610.csv"),
+        sample("finance/payroll_202611.csv"),
+    ];
+    let mut reports = BTreeMap::new();
+    for (name, source, files) in [
+        (
+            "quota",
+            SourceKind::Quota,
+            vec![sample("staffing/quota.csv")],
+        ),
+        (
+            "roster",
+            SourceKind::Roster,
+            vec![sample("staffing/roster.xlsx")],
+        ),
+        ("payroll", SourceKind::Payroll, payroll.to_vec()),
+    ] {
+        let report = ingest(source, &files, settings, test_keyer())
+            .await
+            .expect("ingest");
+        reports.insert(name, report);
+    }
+    reports
+}
+
+fn authorised(id: &str, token: Option<&str>) -> tonic::Request<LookupRequest> {
+    let mut request = tonic::Request::new(LookupRequest {
+        citizen_id: id.to_string(),
+    });
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+async fn sample_county_end_to_end(backend: Backend) {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let database = TestDatabase::create(backend).await;
+    let store = Store::open(&database.url).await.expect("open store");
+
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}merger", settings.topic_prefix);
+    let (stop_merger, merger_stopped) = oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = merger_stopped.await;
+    }));
+
+    let tokens = TokenRegistry::from_entries(vec![TokenEntry {
+        department: "court".into(),
+        sha256: hash_token(COURT_TOKEN),
+    }]);
+    let gateway = BoundGateway::bind("127.0.0.1:0", store.clone(), tokens)
+        .await
+        .unwrap();
+    let address = gateway.address();
+    let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
+    let gateway = tokio::spawn(gateway.serve(async {
+        let _ = gateway_stopped.await;
+    }));
+
+    // Ingest, and check what the connector reports.
+    let reports = ingest_sample_county(&settings).await;
+    let payroll = reports["payroll"].total();
+    assert_eq!(payroll.rejected, 3);
+    assert_eq!(
+        payroll.rejected_by_reason.get("ID_CHECK_CHAR_MISMATCH"),
+        Some(&3)
+    );
+    assert_eq!(payroll.published, 4777);
+    assert_eq!(reports["roster"].total().published, 1603);
+    assert_eq!(reports["roster"].total().skipped_totals, 1);
+    assert_eq!(reports["quota"].total().published, 20);
+    wait_caught_up(&config, &store).await;
+
+    // Everything good is stored; the invalid rows are dead letters.
+    let (units, roster, payments, dead_letters) = store.counts().await.unwrap();
+    assert_eq!((units, roster, payments, dead_letters), (20, 1603, 4777, 3));
+    let snapshot = store.content_snapshot().await.unwrap();
+    let truth = std::fs::read_to_string(sample("truth/invalid_rows.jsonl")).unwrap();
+    for line in truth.lines() {
+        let invalid: serde_json::Value = serde_json::from_str(line).unwrap();
+        let raw_id = invalid["id"].as_str().unwrap();
+        assert!(CitizenId::parse(raw_id).is_err());
+        assert!(
+            !snapshot.payments.iter().any(|p| p.0 == raw_id),
+            "invalid row stored"
+        );
+    }
+    assert!(
+        snapshot
+            .dead_letters
+            .iter()
+            .all(|d| d.3 == "ID_CHECK_CHAR_MISMATCH")
+    );
+
+    // The court's look-ups give exactly the employer and latest net pay.
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = PersonLookupClient::new(channel);
+    let truth = std::fs::read_to_string(sample("truth/court_lookups.jsonl")).unwrap();
+    let mut checked = 0;
+    for line in truth.lines() {
+        let expected: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = expected["id"].as_str().unwrap();
+        let reply = client
+            .lookup(authorised(id, Some(COURT_TOKEN)))
+            .await
+            .unwrap()
+            .into_inner();
+        let employers: Vec<&str> = reply
+            .posts
+            .iter()
+            .filter(|post| post.status == "在职")
+            .map(|post| post.unit_code.as_str())
+            .collect();
+        assert_eq!(
+            employers,
+            vec![expected["employer"].as_str().unwrap()],
+            "{id}"
+        );
+        let payment = reply.latest_payment.expect("a payment");
+        assert_eq!(
+            payment.month,
+            expected["latest_pay_month"].as_str().unwrap()
+        );
+        let expected_net = format!("{:.2}", expected["latest_net_pay"].as_f64().unwrap());
+        assert_eq!(payment.net, expected_net, "{id}");
+        assert!(!reply.citizen_id_masked.contains(&id[6..14]));
+        checked += 1;
+    }
+    assert_eq!(checked, 31);
+
+    // Callers without a known token are refused before anything is read.
+    let id = "330681197307092819";
+    let missing = client.lookup(authorised(id, None)).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    let unknown = client
+        .lookup(authorised(id, Some("guess")))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unauthenticated);
+    let invalid = client
+        .lookup(authorised("330681197307092810", Some(COURT_TOKEN)))
+        .await;
+    assert_eq!(invalid.unwrap_err().code(), Code::InvalidArgument);
+
+    // Ingesting the same files again leaves the content unchanged.
+    ingest_sample_county(&settings).await;
+    wait_caught_up(&config, &store).await;
+    assert_eq!(store.content_snapshot().await.unwrap(), snapshot);
+
+    let _ = stop_merger.send(());
+    let _ = stop_gateway.send(());
+    tokio::time::timeout(Duration::from_secs(30), merger)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), gateway)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    database.remove(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sample_county_end_to_end_on_sqlite() {
+    sample_county_end_to_end(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sample_county_end_to_end_on_postgres() {
+    sample_county_end_to_end(Backend::Postgres).await;
+}
