@@ -16,6 +16,19 @@ use rust_decimal::Decimal;
 use crate::export::Cell;
 use crate::layout::{FieldSpec, Layout};
 
+/// Header texts naming the citizen ID column, in every source.
+pub const CITIZEN_ID_HEADERS: &[&str] = &[
+    "身份证号",
+    "身份证号码",
+    "公民身份号码",
+    "证件号码",
+    "身份证",
+];
+/// Header texts naming the person's name column.
+pub const NAME_HEADERS: &[&str] = &["姓名", "人员姓名"];
+/// Header texts naming the unit's credit code column.
+pub const UNIT_CODE_HEADERS: &[&str] = &["统一社会信用代码", "单位统一社会信用代码", "信用代码"];
+
 /// The sources `blockhub ingest` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {

@@ -222,6 +222,20 @@ async fn apply_fact(tx: &mut Transaction<'_, Any>, event: &Event) -> Result<(), 
     }
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds the provenance columns every fact carries, in their fixed order:
+/// deleted, source system, location, position, event id, observed time.
+fn bind_provenance<'q>(query: AnyQuery<'q>, envelope: &'q Envelope) -> AnyQuery<'q> {
+    query
+        .bind(deleted(envelope))
+        .bind(&envelope.source_system)
+        .bind(&envelope.source_ref.location)
+        .bind(&envelope.source_ref.position)
+        .bind(&envelope.event_id)
+        .bind(envelope.observed_at.timestamp_millis())
+}
+
 fn deleted(envelope: &Envelope) -> i64 {
     i64::from(envelope.operation == Operation::Delete)
 }
@@ -234,7 +248,7 @@ async fn upsert_unit(
     envelope: &Envelope,
     quota: &UnitQuota,
 ) -> Result<(), MergerError> {
-    sqlx::query(
+    let statement = sqlx::query(
         "INSERT INTO units (unit_code, unit_name, unit_type, quota, approved_on, deleted, \
            source_system, source_location, source_position, event_id, observed_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -250,16 +264,11 @@ async fn upsert_unit(
     .bind(&quota.unit_name)
     .bind(&quota.unit_type)
     .bind(i64::from(quota.quota))
-    .bind(date_text(quota.approved_on))
-    .bind(deleted(envelope))
-    .bind(&envelope.source_system)
-    .bind(&envelope.source_ref.location)
-    .bind(&envelope.source_ref.position)
-    .bind(&envelope.event_id)
-    .bind(envelope.observed_at.timestamp_millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(query("store a unit quota"))?;
+    .bind(date_text(quota.approved_on));
+    bind_provenance(statement, envelope)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("store a unit quota"))?;
     Ok(())
 }
 
@@ -268,7 +277,7 @@ async fn upsert_roster_entry(
     envelope: &Envelope,
     entry: &RosterEntry,
 ) -> Result<(), MergerError> {
-    sqlx::query(
+    let statement = sqlx::query(
         "INSERT INTO roster_entries (citizen_id, unit_code, name, unit_name, post_category, \
            post_category_label, employment_form, hire_date, contract_start, contract_end, \
            contract_open_ended, status, status_label, left_on, deleted, source_system, \
@@ -301,16 +310,11 @@ async fn upsert_roster_entry(
     .bind(i64::from(entry.contract_open_ended))
     .bind(entry.status.label())
     .bind(&entry.status_label)
-    .bind(date_text(entry.left_on))
-    .bind(deleted(envelope))
-    .bind(&envelope.source_system)
-    .bind(&envelope.source_ref.location)
-    .bind(&envelope.source_ref.position)
-    .bind(&envelope.event_id)
-    .bind(envelope.observed_at.timestamp_millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(query("store a roster entry"))?;
+    .bind(date_text(entry.left_on));
+    bind_provenance(statement, envelope)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("store a roster entry"))?;
     Ok(())
 }
 
@@ -319,7 +323,7 @@ async fn upsert_payment(
     envelope: &Envelope,
     payment: &PayrollPayment,
 ) -> Result<(), MergerError> {
-    sqlx::query(
+    let statement = sqlx::query(
         "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, name, unit_name, \
            gross_cents, net_cents, fund_source, deleted, source_system, source_location, \
            source_position, event_id, observed_at) \
@@ -340,16 +344,11 @@ async fn upsert_payment(
     .bind(&payment.unit_name)
     .bind(cents(payment.gross)?)
     .bind(cents(payment.net)?)
-    .bind(&payment.fund_source)
-    .bind(deleted(envelope))
-    .bind(&envelope.source_system)
-    .bind(&envelope.source_ref.location)
-    .bind(&envelope.source_ref.position)
-    .bind(&envelope.event_id)
-    .bind(envelope.observed_at.timestamp_millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(query("store a payroll payment"))?;
+    .bind(&payment.fund_source);
+    bind_provenance(statement, envelope)
+        .execute(&mut **tx)
+        .await
+        .map_err(query("store a payroll payment"))?;
     Ok(())
 }
 

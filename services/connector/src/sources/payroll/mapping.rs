@@ -1,21 +1,12 @@
 //! Header texts of the finance bureau's monthly payroll (工资发放).
 
 use crate::layout::FieldSpec;
+use crate::sources::{CITIZEN_ID_HEADERS, NAME_HEADERS, UNIT_CODE_HEADERS};
 
 /// The fields of a payroll row.
 pub fn fields() -> Vec<FieldSpec> {
     vec![
-        FieldSpec::new(
-            "citizen_id",
-            true,
-            &[
-                "身份证号",
-                "身份证号码",
-                "公民身份号码",
-                "证件号码",
-                "身份证",
-            ],
-        ),
+        FieldSpec::new("citizen_id", true, CITIZEN_ID_HEADERS),
         FieldSpec::new(
             "month",
             true,
@@ -27,12 +18,8 @@ pub fn fields() -> Vec<FieldSpec> {
             true,
             &["应发工资", "应发金额", "应发合计", "应发数"],
         ),
-        FieldSpec::new("name", false, &["姓名", "人员姓名"]),
-        FieldSpec::new(
-            "unit_code",
-            false,
-            &["统一社会信用代码", "单位统一社会信用代码", "信用代码"],
-        ),
+        FieldSpec::new("name", false, NAME_HEADERS),
+        FieldSpec::new("unit_code", false, UNIT_CODE_HEADERS),
         FieldSpec::new(
             "unit_name",
             false,

@@ -1,15 +1,12 @@
 //! Header texts of the staffing office's quota list (编外用工控制数).
 
 use crate::layout::FieldSpec;
+use crate::sources::UNIT_CODE_HEADERS;
 
 /// The fields of a quota row.
 pub fn fields() -> Vec<FieldSpec> {
     vec![
-        FieldSpec::new(
-            "unit_code",
-            true,
-            &["统一社会信用代码", "单位统一社会信用代码", "信用代码"],
-        ),
+        FieldSpec::new("unit_code", true, UNIT_CODE_HEADERS),
         FieldSpec::new(
             "quota",
             true,

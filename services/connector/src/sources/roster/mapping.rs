@@ -1,27 +1,14 @@
 //! Header texts of the real-name roster (实名制花名册).
 
 use crate::layout::FieldSpec;
+use crate::sources::{CITIZEN_ID_HEADERS, NAME_HEADERS, UNIT_CODE_HEADERS};
 
 /// The fields of a roster row.
 pub fn fields() -> Vec<FieldSpec> {
     vec![
-        FieldSpec::new(
-            "citizen_id",
-            true,
-            &[
-                "身份证号",
-                "身份证号码",
-                "公民身份号码",
-                "证件号码",
-                "身份证",
-            ],
-        ),
-        FieldSpec::new("name", true, &["姓名", "人员姓名"]),
-        FieldSpec::new(
-            "unit_code",
-            false,
-            &["统一社会信用代码", "单位统一社会信用代码", "信用代码"],
-        ),
+        FieldSpec::new("citizen_id", true, CITIZEN_ID_HEADERS),
+        FieldSpec::new("name", true, NAME_HEADERS),
+        FieldSpec::new("unit_code", false, UNIT_CODE_HEADERS),
         FieldSpec::new(
             "unit_name",
             false,
