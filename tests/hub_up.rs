@@ -12,6 +12,10 @@ use blockhub_gateway::proto::LookupRequest;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
 use blockhub_model::{KafkaSettings, PersonKeyer};
 use blockhub_tests::{free_port, sample};
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_runs_the_hub_from_a_data_directory() {
@@ -109,6 +113,32 @@ async fn up_runs_the_hub_from_a_data_directory() {
         }
     };
     assert_eq!(reply.posts[0].unit_code, "11330681777412151D");
+
+    // Reflection lists the service, so grpcurl works without proto files.
+    let channel = blockhub::commands::lookup::connect(&gateway).await.unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"blockhub.v1.PersonLookup".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
     assert_eq!(reply.latest_payment.unwrap().net, "6175.90");
 
     let _ = stop.send(());

@@ -131,6 +131,56 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Writes payments with plain multi-row inserts, one transaction per
+    /// call and no bookkeeping: the cheapest way into the store, measured
+    /// by the benchmark as the baseline the merger is compared with.
+    pub async fn insert_payments_direct(
+        &self,
+        payments: &[(PayrollPayment, &Envelope)],
+    ) -> Result<(), MergerError> {
+        const COLUMNS: usize = 14;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query("begin a direct write"))?;
+        for chunk in payments.chunks(500) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let marks: Vec<String> = (1..=COLUMNS)
+                        .map(|c| format!("${}", row * COLUMNS + c))
+                        .collect();
+                    format!("({})", marks.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, name, unit_name, \
+                   gross_cents, net_cents, fund_source, deleted, source_system, source_location, \
+                   source_position, event_id, observed_at) VALUES {}",
+                rows.join(", ")
+            );
+            let mut statement = sqlx::query(&sql);
+            for (payment, envelope) in chunk {
+                statement = statement
+                    .bind(payment.citizen_id.as_str())
+                    .bind(payment.unit_code.as_str())
+                    .bind(i64::from(payment.month.as_number()))
+                    .bind(&payment.name)
+                    .bind(&payment.unit_name)
+                    .bind(cents(payment.gross)?)
+                    .bind(cents(payment.net)?)
+                    .bind(&payment.fund_source);
+                statement = bind_provenance(statement, envelope);
+            }
+            statement
+                .execute(&mut *tx)
+                .await
+                .map_err(query("write payments directly"))?;
+        }
+        tx.commit().await.map_err(query("commit a direct write"))?;
+        Ok(())
+    }
+
     /// The next offset to apply for every partition `group` has seen.
     pub async fn next_offsets(
         &self,

@@ -1,0 +1,182 @@
+//! Merger throughput against a direct batched write, in the same run.
+//!
+//! Generates N persons with 12 months of payroll each, then:
+//!   1. baseline: writes the same rows straight into a fresh store with
+//!      plain multi-row inserts (no broker, no bookkeeping);
+//!   2. publishes them through the connector's idempotent producer to a
+//!      real tansu broker;
+//!   3. runs the merger on another fresh store until it has caught up.
+//!
+//! Reports rows per second of each, the merger's as a ratio to the
+//! baseline, and the process's peak resident memory during the merger
+//! phase (the peak is reset before it through /proc/self/clear_refs).
+//!
+//!   cargo run --release -p blockhub-benches -- --persons 10000 --backend both
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use blockhub_connector::publish::Publisher;
+use blockhub_merger::{MergerConfig, Store};
+use blockhub_model::{
+    CitizenId, CreditCode, Envelope, Event, Fact, Month, Operation, PayrollPayment,
+};
+use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up};
+use clap::{Parser, ValueEnum};
+use rust_decimal::Decimal;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backends {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Persons to generate; each gets 12 monthly payments.
+    #[arg(long, default_value_t = 10_000)]
+    persons: u64,
+    /// Which store backends to measure.
+    #[arg(long, value_enum, default_value_t = Backends::Both)]
+    backend: Backends,
+}
+
+const UNITS: [&str; 3] = [
+    "113306817034236675",
+    "11330681777412151D",
+    "113306817601895554",
+];
+
+/// The n-th generated payment: person n / 12, month n % 12 of 2026.
+fn payment(n: u64) -> Result<PayrollPayment> {
+    let person = n / 12;
+    let birth = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?
+        + chrono::Days::new(person % 12_000);
+    let body = format!(
+        "330681{}{:03}",
+        birth.format("%Y%m%d"),
+        (person / 12_000) % 1000
+    );
+    let month = u32::try_from(n % 12).context("month")? + 1;
+    Ok(PayrollPayment {
+        citizen_id: CitizenId::from_body(&body)?,
+        name: format!("员工{person}"),
+        unit_code: CreditCode::parse(UNITS[(person % 3) as usize])?,
+        unit_name: "诸暨市测试单位".into(),
+        month: Month::new(2026, month).context("month")?,
+        gross: Decimal::new(500_000 + (n % 997) as i64, 2),
+        net: Decimal::new(410_000 + (n % 991) as i64, 2),
+        fund_source: "财政拨款".into(),
+    })
+}
+
+fn envelope(n: u64) -> Envelope {
+    Envelope::for_file_row("finance.payroll", "bench.csv", n + 2, Operation::Upsert)
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn reset_peak_rss() {
+    // Writing 5 resets the peak resident set size (Linux 4.0 and later).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn baseline(backend: Backend, rows: u64) -> Result<Duration> {
+    let database = TestDatabase::create(backend).await;
+    let store = Store::open(&database.url).await?;
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(1000);
+    let envelopes: Vec<Envelope> = (0..1000).map(envelope).collect();
+    for n in 0..rows {
+        batch.push((payment(n)?, &envelopes[(n % 1000) as usize]));
+        if batch.len() == 1000 {
+            store.insert_payments_direct(&batch).await?;
+            batch.clear();
+        }
+    }
+    store.insert_payments_direct(&batch).await?;
+    let elapsed = started.elapsed();
+    database.remove(store).await;
+    Ok(elapsed)
+}
+
+async fn through_merger(
+    backend: Backend,
+    broker: &TestBroker,
+    rows: u64,
+) -> Result<(Duration, Duration, u64)> {
+    let settings = broker.settings();
+    let mut publisher = Publisher::connect(&settings, test_keyer()).await?;
+    let started = Instant::now();
+    for n in 0..rows {
+        let event = Event {
+            envelope: envelope(n),
+            fact: Fact::PayrollPayment(payment(n)?),
+        };
+        publisher.send(&event).await?;
+    }
+    publisher.finish().await?;
+    let published = started.elapsed();
+
+    let database = TestDatabase::create(backend).await;
+    let store = Store::open(&database.url).await?;
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}bench", settings.topic_prefix);
+    reset_peak_rss();
+    let started = Instant::now();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = stopped.await;
+    }));
+    wait_caught_up(&config, &store).await;
+    let merged = started.elapsed();
+    let peak = peak_rss_kib();
+    let _ = stop.send(());
+    merger.await??;
+    let (_, _, payments, _) = store.counts().await?;
+    anyhow::ensure!(
+        payments as u64 == rows,
+        "merger stored {payments} of {rows} payments"
+    );
+    database.remove(store).await;
+    Ok((published, merged, peak))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let rows = args.persons * 12;
+    let backends: Vec<(&str, Backend)> = match args.backend {
+        Backends::Sqlite => vec![("sqlite", Backend::Sqlite)],
+        Backends::Postgres => vec![("postgres", Backend::Postgres)],
+        Backends::Both => vec![("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)],
+    };
+    let broker = TestBroker::start().await;
+    println!("persons {} payments {rows}", args.persons);
+    println!(
+        "| backend | direct rows/s | publish rows/s | merger rows/s | merger / direct | merger peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, backend) in backends {
+        let direct = baseline(backend, rows).await?;
+        let (published, merged, peak) = through_merger(backend, &broker, rows).await?;
+        let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            rate(direct),
+            rate(published),
+            rate(merged),
+            rate(merged) / rate(direct),
+            peak as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
