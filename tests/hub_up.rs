@@ -62,7 +62,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
         gateway: None,
         token: None,
     };
-    let (gateway, token) = blockhub::commands::client_settings(&data, &client_args);
+    let (gateway, token) = blockhub::commands::client_settings(&data, &client_args).unwrap();
     assert_eq!(gateway, format!("http://127.0.0.1:{gateway_port}"));
     let token = token.expect("operator token written by up");
     let mode = std::fs::metadata(dir.path().join("operator.token")).unwrap();

@@ -65,8 +65,8 @@ fn payment(n: u64) -> Result<PayrollPayment> {
         unit_code: CreditCode::parse(UNITS[(person % 3) as usize])?,
         unit_name: "诸暨市测试单位".into(),
         month: Month::new(2026, month).context("month")?,
-        gross: Decimal::new(500_000 + (n % 997) as i64, 2),
-        net: Decimal::new(410_000 + (n % 991) as i64, 2),
+        gross: Some(Decimal::new(500_000 + (n % 997) as i64, 2)),
+        net: Some(Decimal::new(410_000 + (n % 991) as i64, 2)),
         fund_source: "财政拨款".into(),
     })
 }

@@ -124,8 +124,20 @@ impl EmbeddedBroker {
         let url = format!("tcp://{address}");
         // tansu reads the path of an sqlite:// URL relative to its working
         // directory, so it runs inside the storage directory.
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches only the child.
+        // It asks the kernel to stop the broker if this process dies without
+        // cleaning up (kill -9), so no orphan keeps the port and the files.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
             .current_dir(&storage_dir)
+            .env("NO_COLOR", "1")
             .arg("broker")
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://tansu.db"])

@@ -76,7 +76,7 @@ impl DataDir {
 
     /// Writes the hub file.
     pub fn write_hub(&self, hub: &HubFile) -> Result<()> {
-        let text = serde_json::to_string_pretty(hub)?;
+        let text = serde_json::to_string_pretty(hub)? + "\n";
         fs::write(self.path("hub.json"), text).context("writing hub.json")
     }
 

@@ -245,8 +245,12 @@ async fn file_failed(
     error: ConnectorError,
 ) -> Result<FileReport, ConnectorError> {
     publisher.finish().await?;
-    let reason = error.to_string();
-    warn!(%reason, "Export could not be read to the end.");
+    let reason = error_chain(&error);
+    if matches!(error, ConnectorError::NoHeader { .. }) {
+        // Rows searched for a header were not titles: nothing was read.
+        report.skipped_title = 0;
+    }
+    warn!(%reason, "Export could not be read.");
     let letter = DeadLetter {
         dead_letter_id: DeadLetter::stable_id(&[source.name(), file_name, position, &reason]),
         source_system: source.name().to_string(),
@@ -264,6 +268,18 @@ async fn file_failed(
     publisher.dead_letter(&letter).await?;
     report.error = Some(reason);
     Ok(report)
+}
+
+/// An error and its causes in one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The row as text with the ID column masked whatever its form, and any

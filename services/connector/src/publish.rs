@@ -36,6 +36,11 @@ impl Publisher {
         settings: &KafkaSettings,
         keyer: PersonKeyer,
     ) -> Result<Self, ConnectorError> {
+        settings.ping(Duration::from_secs(5)).await.map_err(|_| {
+            ConnectorError::BrokerUnreachable {
+                brokers: settings.brokers.clone(),
+            }
+        })?;
         settings.ensure_topics().await?;
         let producer = settings.producer()?;
         let dead_letters = DeadLetterSink::new(settings, producer.clone());

@@ -50,8 +50,14 @@ fn payment(stored: StoredPayment) -> Payment {
         month: stored.month.to_string(),
         unit_code: stored.unit_code,
         unit_name: stored.unit_name,
-        gross: stored.gross.to_string(),
-        net: stored.net.to_string(),
+        gross: stored
+            .gross
+            .map(|amount| amount.to_string())
+            .unwrap_or_default(),
+        net: stored
+            .net
+            .map(|amount| amount.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -66,8 +72,10 @@ impl PersonLookup for LookupService {
             .get::<Caller>()
             .map(|caller| caller.department.clone())
             .ok_or_else(|| Status::unauthenticated("no caller"))?;
-        let id = CitizenId::parse(&request.get_ref().citizen_id)
-            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let id = CitizenId::parse(&request.get_ref().citizen_id).map_err(|error| {
+            info!(%department, reason = error.code(), "Look-up refused: invalid ID.");
+            Status::invalid_argument(error.to_string())
+        })?;
 
         let entries = self
             .store
@@ -81,7 +89,9 @@ impl PersonLookup for LookupService {
             .map_err(GatewayError::from)?;
         info!(%department, person = %id, posts = entries.len(), paid = latest.is_some(), "Look-up answered.");
         if entries.is_empty() && latest.is_none() {
-            return Err(Status::not_found("no roster entry or payment for that ID"));
+            return Err(Status::not_found(
+                "no roster entry or payment names that ID",
+            ));
         }
 
         let name = entries

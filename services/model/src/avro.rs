@@ -497,8 +497,8 @@ fn payroll_payment_fields(payment: &PayrollPayment) -> Vec<(String, Value)> {
         ),
         ("unit_name".into(), Value::String(payment.unit_name.clone())),
         ("pay_month".into(), Value::Int(payment.month.as_number())),
-        ("gross".into(), decimal_value(payment.gross)),
-        ("net".into(), decimal_value(payment.net)),
+        ("gross".into(), optional_decimal(payment.gross)),
+        ("net".into(), optional_decimal(payment.net)),
         (
             "fund_source".into(),
             Value::String(payment.fund_source.clone()),
@@ -517,8 +517,8 @@ fn payroll_payment_from(record: &Record) -> Result<PayrollPayment, AvroError> {
             field: "pay_month",
             reason: format!("{month_number} is not a YYYYMM month"),
         })?,
-        gross: record.decimal("gross")?,
-        net: record.decimal("net")?,
+        gross: record.optional_decimal("gross")?,
+        net: record.optional_decimal("net")?,
         fund_source: record.string("fund_source")?,
     })
 }
@@ -547,6 +547,13 @@ fn decimal_value(amount: Decimal) -> Value {
         i64::MAX
     });
     Value::Decimal(apache_avro::Decimal::from(unscaled.to_be_bytes().to_vec()))
+}
+
+fn optional_decimal(amount: Option<Decimal>) -> Value {
+    match amount {
+        Some(amount) => Value::Union(1, Box::new(decimal_value(amount))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
 }
 
 fn decimal_from_bytes(bytes: &[u8]) -> Option<Decimal> {
@@ -678,6 +685,13 @@ impl Record {
         }
     }
 
+    fn optional_decimal(&self, field: &'static str) -> Result<Option<Decimal>, AvroError> {
+        match self.get(field)? {
+            Value::Null => Ok(None),
+            _ => self.decimal(field).map(Some),
+        }
+    }
+
     fn citizen_id(&self, field: &'static str) -> Result<CitizenId, AvroError> {
         CitizenId::parse(&self.string(field)?).map_err(|error| AvroError::Field {
             field,
@@ -799,6 +813,33 @@ mod payroll_tests {
     use super::*;
 
     #[test]
+    fn payroll_event_without_amounts_round_trips() {
+        let mut event = payroll_event();
+        if let Fact::PayrollPayment(payment) = &mut event.fact {
+            payment.net = None;
+        }
+        let registry = SchemaRegistry::get().unwrap();
+        let message = registry.encode_event(&event).unwrap();
+        assert_eq!(registry.decode_event(&message).unwrap(), event);
+    }
+
+    fn payroll_event() -> Event {
+        Event {
+            envelope: Envelope::for_file_row("finance.payroll", "p.csv", 2, Operation::Upsert),
+            fact: Fact::PayrollPayment(PayrollPayment {
+                citizen_id: CitizenId::parse("330106198703154214").unwrap(),
+                name: "林晓雯".into(),
+                unit_code: CreditCode::parse("11330681830166130U").unwrap(),
+                unit_name: "诸暨市教育体育局".into(),
+                month: Month::parse("2026-11").unwrap(),
+                gross: Some("4959.54".parse().unwrap()),
+                net: Some("-4066.82".parse().unwrap()),
+                fund_source: "自有资金".into(),
+            }),
+        }
+    }
+
+    #[test]
     fn payroll_event_round_trips() {
         let event = Event {
             envelope: Envelope::for_file_row("finance.payroll", "p.csv", 2, Operation::Upsert),
@@ -808,8 +849,8 @@ mod payroll_tests {
                 unit_code: CreditCode::parse("11330681830166130U").unwrap(),
                 unit_name: "诸暨市教育体育局".into(),
                 month: Month::parse("2026-11").unwrap(),
-                gross: "4959.54".parse().unwrap(),
-                net: "-4066.82".parse().unwrap(),
+                gross: Some("4959.54".parse().unwrap()),
+                net: Some("-4066.82".parse().unwrap()),
                 fund_source: "自有资金".into(),
             }),
         };

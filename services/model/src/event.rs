@@ -228,10 +228,10 @@ pub struct PayrollPayment {
     pub unit_name: String,
     /// The month paid for.
     pub month: Month,
-    /// 应发工资.
-    pub gross: Decimal,
-    /// 实发工资.
-    pub net: Decimal,
+    /// 应发工资, when the export has it.
+    pub gross: Option<Decimal>,
+    /// 实发工资, when the export has it.
+    pub net: Option<Decimal>,
     /// 资金来源 as exported.
     pub fund_source: String,
 }

@@ -108,13 +108,59 @@ impl KafkaSettings {
         config
     }
 
-    /// Waits up to `timeout` for the cluster to answer a metadata request.
-    pub async fn ping(&self, timeout: Duration) -> Result<(), BrokerError> {
+    /// The names of the topics the cluster has.
+    async fn existing_topics(&self) -> Result<Vec<String>, BrokerError> {
         let config = self.client_config();
         let brokers = self.brokers.clone();
         let answer = tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = config.create()?;
-            consumer.fetch_metadata(None, timeout).map(|_| ())
+            let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+            Ok::<_, KafkaError>(
+                metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_string())
+                    .collect(),
+            )
+        })
+        .await;
+        match answer {
+            Ok(Ok(names)) => Ok(names),
+            Ok(Err(source)) => Err(BrokerError::Client { brokers, source }),
+            Err(_) => Err(BrokerError::Client {
+                brokers,
+                source: KafkaError::Canceled,
+            }),
+        }
+    }
+
+    /// Waits up to `timeout` for the cluster to answer a metadata request.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let config = self.client_config();
+        let brokers = self.brokers.clone();
+        let bootstrap = self.brokers.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            // librdkafka can answer a metadata request from its bootstrap
+            // list alone, so first make sure some broker accepts a connection.
+            let reachable = bootstrap.split(',').any(|address| {
+                use std::net::ToSocketAddrs;
+                address.trim().to_socket_addrs().is_ok_and(|mut addresses| {
+                    addresses.any(|a| std::net::TcpStream::connect_timeout(&a, timeout).is_ok())
+                })
+            });
+            if !reachable {
+                return Err(KafkaError::MetadataFetch(
+                    rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
+                ));
+            }
+            let consumer: BaseConsumer = config.create()?;
+            let metadata = consumer.fetch_metadata(None, timeout)?;
+            if metadata.brokers().is_empty() {
+                return Err(KafkaError::MetadataFetch(
+                    rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
+                ));
+            }
+            Ok(())
         })
         .await;
         match answer {
@@ -151,10 +197,15 @@ impl KafkaSettings {
                     brokers: self.brokers.clone(),
                     source,
                 })?;
+        let existing = self.existing_topics().await?;
         let names: Vec<String> = EventKind::ALL
             .iter()
             .map(|kind| self.topic(*kind))
+            .filter(|name| !existing.contains(name))
             .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
         let topics: Vec<NewTopic> = names
             .iter()
             .map(|name| {

@@ -49,10 +49,15 @@ impl MoneyError {
 /// Parses an amount, accepting thousands separators and a currency sign.
 pub fn parse_amount(raw: &str) -> Result<Decimal, MoneyError> {
     let text = fold_text(raw);
+    let text = text.trim_start_matches(['¥', '￥']).replace('，', ",");
+    if text.contains(',') && !grouped_by_thousands(&text) {
+        return Err(MoneyError::Format {
+            raw: raw.to_string(),
+        });
+    }
     let cleaned: String = text
-        .trim_start_matches(['¥', '￥'])
         .chars()
-        .filter(|c| *c != ',' && *c != '，' && !c.is_whitespace())
+        .filter(|c| *c != ',' && !c.is_whitespace())
         .collect();
     if cleaned.is_empty() {
         return Err(MoneyError::Missing);
@@ -82,6 +87,20 @@ pub fn parse_amount(raw: &str) -> Result<Decimal, MoneyError> {
     let mut amount = amount;
     amount.rescale(2);
     Ok(amount)
+}
+
+/// Whether thousands separators stand every three digits of the integer
+/// part ("3,250.00" yes, "1,2,3" no), so a separator is never mistaken
+/// for a typo that changes the amount.
+fn grouped_by_thousands(text: &str) -> bool {
+    let integer = text.split('.').next().unwrap_or_default();
+    let integer = integer.trim_start_matches(['-', '+']);
+    let mut groups = integer.split(',');
+    let first = groups.next().unwrap_or_default();
+    let digits = |g: &str| g.chars().all(|c| c.is_ascii_digit());
+    (1..=3).contains(&first.len())
+        && digits(first)
+        && groups.all(|group| group.len() == 3 && digits(group))
 }
 
 /// Converts an amount parsed from an Excel number cell.
@@ -115,6 +134,16 @@ mod tests {
         assert_eq!(parse_amount("").unwrap_err().code(), "AMOUNT_MISSING");
         assert_eq!(parse_amount("三千").unwrap_err().code(), "AMOUNT_FORMAT");
         assert_eq!(parse_amount("1.2.3").unwrap_err().code(), "AMOUNT_FORMAT");
+        assert_eq!(parse_amount("1,2,3").unwrap_err().code(), "AMOUNT_FORMAT");
+        assert_eq!(
+            parse_amount("12,34.00").unwrap_err().code(),
+            "AMOUNT_FORMAT"
+        );
+        assert_eq!(
+            parse_amount("1,234,567.8").unwrap().to_string(),
+            "1234567.80"
+        );
+        assert_eq!(parse_amount("-1,234").unwrap().to_string(), "-1234.00");
         assert_eq!(
             parse_amount("10.005").unwrap_err().code(),
             "AMOUNT_PRECISION"

@@ -27,15 +27,17 @@ pub struct HealthArgs {
 pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     loop {
-        let (gateway, _) = super::client_settings(data, &args.client);
-        let answer = check(&gateway).await;
+        let answer = match super::client_settings(data, &args.client) {
+            Ok((gateway, _)) => check(&gateway).await.map(|()| gateway.clone()),
+            Err(error) => Err(format!("{error:#}")),
+        };
         match answer {
-            Ok(()) => {
+            Ok(gateway) => {
                 println!("SERVING {gateway}");
                 return Ok(ExitCode::SUCCESS);
             }
             Err(reason) if Instant::now() >= deadline => {
-                eprintln!("NOT SERVING {gateway}: {reason}");
+                eprintln!("NOT SERVING: {reason}");
                 return Ok(ExitCode::FAILURE);
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,

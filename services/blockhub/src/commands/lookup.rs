@@ -54,7 +54,7 @@ pub fn authorised<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T
 
 /// Runs `lookup`.
 pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
-    let (gateway, token) = super::client_settings(data, &args.client);
+    let (gateway, token) = super::client_settings(data, &args.client)?;
     let channel = connect(&gateway).await?;
     let request = authorised(
         LookupRequest {
@@ -66,16 +66,17 @@ pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
         Ok(reply) => reply.into_inner(),
         Err(status) => {
             let hint = match status.code() {
-                Code::NotFound => "no roster entry or payment names that person",
-                Code::InvalidArgument => "the ID was refused",
-                Code::Unauthenticated => {
-                    "the gateway refused the token; pass --token or BLOCKHUB_TOKEN, or run \
-                     where `blockhub up` wrote its operator token (--data-dir)"
+                Code::NotFound | Code::InvalidArgument => String::new(),
+                Code::Unauthenticated if args.client.token.is_some() => {
+                    "; check the token (tokens issued after the gateway started take effect \
+                     when it restarts)"
+                        .into()
                 }
-                Code::Unavailable => "the gateway or its store is unavailable; try again",
-                _ => "the gateway could not answer",
+                Code::Unauthenticated => "; pass --token or BLOCKHUB_TOKEN".into(),
+                Code::Unavailable => "; the gateway or its store is unavailable, try again".into(),
+                _ => String::new(),
             };
-            eprintln!("lookup: {hint}: {}", status.message());
+            eprintln!("lookup: {}{hint}", status.message());
             return Ok(ExitCode::from(match status.code() {
                 Code::NotFound => 3,
                 Code::Unauthenticated | Code::PermissionDenied => 4,
@@ -146,20 +147,39 @@ fn print_reply(reply: &LookupReply) {
     if reply.posts.is_empty() {
         println!("  no roster entry");
     }
+    let or_unknown = |text: &str| {
+        if text.is_empty() {
+            "?".to_string()
+        } else {
+            text.to_string()
+        }
+    };
     for post in &reply.posts {
         let contract = if post.contract_open_ended {
-            format!("{} – open-ended", post.contract_start)
+            format!("{} – open-ended", or_unknown(&post.contract_start))
         } else {
-            format!("{} – {}", post.contract_start, post.contract_end)
+            format!(
+                "{} – {}",
+                or_unknown(&post.contract_start),
+                or_unknown(&post.contract_end)
+            )
         };
         println!(
             "  {} {} ({})  {} {}  hired {}  contract {}{}",
-            post.status_label,
-            post.unit_name,
+            if post.status_label.is_empty() {
+                &post.status
+            } else {
+                &post.status_label
+            },
+            or_unknown(&post.unit_name),
             post.unit_code,
-            post.post_category_label,
-            post.employment_form,
-            post.hire_date,
+            if post.post_category_label.is_empty() {
+                &post.post_category
+            } else {
+                &post.post_category_label
+            },
+            or_unknown(&post.employment_form),
+            or_unknown(&post.hire_date),
             contract,
             if post.left_on.is_empty() {
                 String::new()
@@ -171,7 +191,11 @@ fn print_reply(reply: &LookupReply) {
     match &reply.latest_payment {
         Some(p) => println!(
             "  latest pay {} from {} ({}): gross {}, net {}",
-            p.month, p.unit_name, p.unit_code, p.gross, p.net
+            p.month,
+            or_unknown(&p.unit_name),
+            p.unit_code,
+            or_unknown(&p.gross),
+            or_unknown(&p.net)
         ),
         None => println!("  no payment on record"),
     }

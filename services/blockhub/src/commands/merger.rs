@@ -31,7 +31,7 @@ pub async fn run(data: &DataDir, args: MergerArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| data.store_url());
     let store = Store::open(&url).await.context("opening the store")?;
-    let mut config = MergerConfig::new(super::kafka_settings(data, &args.broker));
+    let mut config = MergerConfig::new(super::kafka_settings(data, &args.broker)?);
     config.group = args.group;
     blockhub_merger::run(config, store, super::stop_signal())
         .await

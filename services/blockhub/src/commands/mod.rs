@@ -10,7 +10,7 @@ pub mod up;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use blockhub_model::KafkaSettings;
 
 use crate::config::{DEFAULT_BROKER_PORT, DataDir};
@@ -30,14 +30,20 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Kafka settings from flags, else the running hub, else defaults.
-pub fn kafka_settings(data: &DataDir, args: &BrokerArgs) -> KafkaSettings {
+/// Kafka settings from flags, else the hub running with this data
+/// directory. There is no silent default: a client that guessed a port
+/// could publish into some other hub's broker.
+pub fn kafka_settings(data: &DataDir, args: &BrokerArgs) -> Result<KafkaSettings> {
     let hub = data.hub();
-    let brokers = args
-        .brokers
-        .clone()
-        .or_else(|| hub.as_ref().map(|hub| hub.brokers.clone()))
-        .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_BROKER_PORT}"));
+    let brokers = match (&args.brokers, &hub) {
+        (Some(brokers), _) => brokers.clone(),
+        (None, Some(hub)) => hub.brokers.clone(),
+        (None, None) => bail!(
+            "no hub is running with data directory {} (no hub.json there): start one with \
+             `blockhub up`, pass the same --data-dir as the hub, or pass --brokers HOST:PORT",
+            data.root().display()
+        ),
+    };
     let mut settings = KafkaSettings::new(brokers);
     if let Some(prefix) = args
         .topic_prefix
@@ -48,7 +54,7 @@ pub fn kafka_settings(data: &DataDir, args: &BrokerArgs) -> KafkaSettings {
     }
     settings.partitions = args.partitions;
     settings.replication = args.replication;
-    settings
+    Ok(settings)
 }
 
 /// Kafka settings from flags only, for the hub that is starting (its own
@@ -67,20 +73,29 @@ pub fn kafka_settings_fresh(args: &BrokerArgs) -> KafkaSettings {
     settings
 }
 
-/// The gateway URL and token from flags, else the running hub's files.
-pub fn client_settings(data: &DataDir, args: &ClientArgs) -> (String, Option<String>) {
-    let gateway = args
-        .gateway
-        .clone()
-        .or_else(|| data.hub().map(|hub| hub.gateway))
-        .unwrap_or_else(|| format!("http://{}", crate::config::DEFAULT_GATEWAY_LISTEN));
-    let gateway = if gateway.contains("://") {
-        gateway
-    } else {
-        format!("http://{gateway}")
+/// The gateway URL and token from flags, else the hub running with this
+/// data directory and its operator token. The operator token is only ever
+/// sent to that hub's own gateway, never to one named by --gateway.
+pub fn client_settings(data: &DataDir, args: &ClientArgs) -> Result<(String, Option<String>)> {
+    let with_scheme = |url: String| {
+        if url.contains("://") {
+            url
+        } else {
+            format!("http://{url}")
+        }
     };
-    let token = args.token.clone().or_else(|| data.operator_token());
-    (gateway, token)
+    match (&args.gateway, data.hub()) {
+        (Some(gateway), _) => Ok((with_scheme(gateway.clone()), args.token.clone())),
+        (None, Some(hub)) => {
+            let token = args.token.clone().or_else(|| data.operator_token());
+            Ok((with_scheme(hub.gateway), token))
+        }
+        (None, None) => bail!(
+            "no hub is running with data directory {} (no hub.json there): start one with \
+             `blockhub up`, pass the same --data-dir as the hub, or pass --gateway URL --token T",
+            data.root().display()
+        ),
+    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

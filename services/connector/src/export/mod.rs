@@ -108,6 +108,18 @@ pub enum ExportError {
         #[source]
         source: calamine::Error,
     },
+    /// The path is a directory.
+    #[error("{file}: is a directory, not an export file")]
+    NotAFile {
+        /// The path.
+        file: String,
+    },
+    /// The file has no bytes at all.
+    #[error("{file}: the file is empty")]
+    Empty {
+        /// The file.
+        file: String,
+    },
     /// The workbook has no sheet.
     #[error("{file}: the workbook has no worksheet")]
     NoSheet {
@@ -136,6 +148,16 @@ pub struct Export {
 /// Opens an export by its extension.
 pub fn open_export(path: &Path) -> Result<Export, ExportError> {
     let file = path.display().to_string();
+    let metadata = std::fs::metadata(path).map_err(|source| ExportError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    if metadata.is_dir() {
+        return Err(ExportError::NotAFile { file });
+    }
+    if metadata.len() == 0 {
+        return Err(ExportError::Empty { file });
+    }
     let extension = path
         .extension()
         .and_then(|e| e.to_str())

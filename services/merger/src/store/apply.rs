@@ -63,14 +63,18 @@ fn date_text(date: Option<NaiveDate>) -> Option<String> {
     date.map(|d| d.format("%Y-%m-%d").to_string())
 }
 
-fn cents(amount: Decimal) -> Result<i64, MergerError> {
-    (amount * Decimal::ONE_HUNDRED)
-        .trunc()
-        .to_i64()
-        .ok_or(MergerError::Corrupt {
-            column: "amount",
-            reason: "amount out of range".into(),
+fn cents(amount: Option<Decimal>) -> Result<Option<i64>, MergerError> {
+    amount
+        .map(|amount| {
+            (amount * Decimal::ONE_HUNDRED)
+                .trunc()
+                .to_i64()
+                .ok_or(MergerError::Corrupt {
+                    column: "amount",
+                    reason: "amount out of range".into(),
+                })
         })
+        .transpose()
 }
 
 impl Store {

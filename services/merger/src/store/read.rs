@@ -49,10 +49,10 @@ pub struct StoredPayment {
     pub unit_code: String,
     /// The paying unit's name on the payroll.
     pub unit_name: String,
-    /// 应发工资.
-    pub gross: Decimal,
-    /// 实发工资.
-    pub net: Decimal,
+    /// 应发工资, when the payroll gave it.
+    pub gross: Option<Decimal>,
+    /// 实发工资, when the payroll gave it.
+    pub net: Option<Decimal>,
 }
 
 #[derive(FromRow)]
@@ -89,8 +89,8 @@ struct PaymentRow {
     pay_month: i64,
     unit_code: String,
     unit_name: String,
-    gross_cents: i64,
-    net_cents: i64,
+    gross_cents: Option<i64>,
+    net_cents: Option<i64>,
 }
 
 fn stored_date(
@@ -106,6 +106,9 @@ fn stored_date(
     .transpose()
 }
 
+/// A payment in a snapshot: person, unit, month, gross and net cents, deleted.
+pub type PaymentSnapshot = (String, String, i64, Option<i64>, Option<i64>, i64);
+
 /// Everything a content comparison needs, in a fixed order, without the
 /// bookkeeping that legitimately differs between runs (event ids, times,
 /// offsets).
@@ -116,7 +119,7 @@ pub struct ContentSnapshot {
     /// Roster rows as text columns.
     pub roster: Vec<Vec<Option<String>>>,
     /// Payments: person, unit, month, gross and net cents, deleted.
-    pub payments: Vec<(String, String, i64, i64, i64, i64)>,
+    pub payments: Vec<PaymentSnapshot>,
     /// Dead letters: source, location, position, code.
     pub dead_letters: Vec<(String, String, String, String)>,
 }
@@ -168,7 +171,8 @@ impl Store {
         let row: Option<PaymentRow> = sqlx::query_as(
             "SELECT pay_month, unit_code, unit_name, gross_cents, net_cents \
              FROM payroll_payments WHERE citizen_id = $1 AND deleted = 0 \
-             ORDER BY pay_month DESC, net_cents DESC, unit_code LIMIT 1",
+             ORDER BY pay_month DESC, COALESCE(net_cents, gross_cents, 0) DESC, unit_code \
+             LIMIT 1",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -183,8 +187,8 @@ impl Store {
                 month,
                 unit_code: row.unit_code,
                 unit_name: row.unit_name,
-                gross: Decimal::new(row.gross_cents, 2),
-                net: Decimal::new(row.net_cents, 2),
+                gross: row.gross_cents.map(|cents| Decimal::new(cents, 2)),
+                net: row.net_cents.map(|cents| Decimal::new(cents, 2)),
             })
         })
         .transpose()

@@ -12,7 +12,11 @@ pub fn fields() -> Vec<FieldSpec> {
             true,
             &["发放年月", "发放月份", "工资月份", "所属期", "工资所属期"],
         ),
-        FieldSpec::new("net", true, &["实发工资", "实发金额", "实发合计", "实发数"]),
+        FieldSpec::new(
+            "net",
+            false,
+            &["实发工资", "实发金额", "实发合计", "实发数"],
+        ),
         FieldSpec::new(
             "gross",
             true,

@@ -81,7 +81,7 @@ fn c01_payroll_amounts_and_months() {
     ));
     assert_eq!(good.len(), 3);
     assert_eq!(good[0].citizen_id.as_str(), "33010419900708105X");
-    assert_eq!(good[0].gross.to_string(), "5230.00");
+    assert_eq!(good[0].gross.unwrap().to_string(), "5230.00");
     assert_eq!(good[0].month.to_string(), "2024-05");
 }
 
@@ -109,6 +109,21 @@ fn sample_county_payroll_rejects_exactly_the_invalid_rows() {
     let good = payments(&outcomes);
     assert_eq!(good.len() + 3, 1596);
     assert!(good.iter().all(|p| p.month.to_string() == "2026-11"));
-    assert_eq!(good[0].gross.to_string(), "8262.15");
-    assert_eq!(good[0].net.to_string(), "6774.96");
+    assert_eq!(good[0].gross.unwrap().to_string(), "8262.15");
+    assert_eq!(good[0].net.unwrap().to_string(), "6774.96");
+}
+
+// C01/C02 as exported: 发放月份 and 应发金额 only, no net pay and no credit
+// code. The header must still be found; rows fail only for what they lack.
+#[test]
+fn payroll_with_only_gross_and_no_unit_code_is_read() {
+    let outcomes = read_all(SourceKind::Payroll, &case_file("C01", "payroll.csv"));
+    assert_eq!(outcomes[0], (1, RowOutcome::Title));
+    for (_, outcome) in &outcomes[1..] {
+        let RowOutcome::Rejected { rejection, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        let codes: Vec<&str> = rejection.problems.iter().map(|p| p.code.as_str()).collect();
+        assert_eq!(codes, ["UNIT_UNRESOLVED"]);
+    }
 }
