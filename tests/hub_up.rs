@@ -78,6 +78,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
         &[sample("staffing/roster.xlsx")],
         &settings,
         keyer.clone(),
+        &Default::default(),
     )
     .await
     .unwrap();
@@ -86,6 +87,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
         &[sample("finance/payroll_202611.csv")],
         &settings,
         keyer,
+        &Default::default(),
     )
     .await
     .unwrap();

@@ -38,7 +38,7 @@ async fn ingest_sample_county(settings: &KafkaSettings) -> BTreeMap<&'static str
         ),
         ("payroll", SourceKind::Payroll, payroll.to_vec()),
     ] {
-        let report = ingest(source, &files, settings, test_keyer())
+        let report = ingest(source, &files, settings, test_keyer(), &Default::default())
             .await
             .expect("ingest");
         reports.insert(name, report);

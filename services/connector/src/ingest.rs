@@ -6,6 +6,7 @@
 //! goes on. Counts come back in an `IngestReport`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use blockhub_model::fold::fold_identifier;
 use blockhub_model::{
@@ -16,6 +17,7 @@ use chrono::Utc;
 use serde::Serialize;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::directory::UnitDirectory;
 use crate::error::ConnectorError;
 use crate::export::Cell;
 use crate::layout::Layout;
@@ -110,15 +112,22 @@ pub async fn ingest(
     files: &[PathBuf],
     settings: &KafkaSettings,
     keyer: PersonKeyer,
+    aliases: &UnitDirectory,
 ) -> Result<IngestReport, ConnectorError> {
     let mut publisher = Publisher::connect(settings, keyer).await?;
+    let mut directory = match source {
+        SourceKind::Quota => UnitDirectory::default(),
+        SourceKind::Roster | SourceKind::Payroll => UnitDirectory::from_topic(settings).await?,
+    };
+    directory.extend(aliases);
+    let directory = Arc::new(directory);
     let mut report = IngestReport {
         source: source.name().to_string(),
         files: Vec::new(),
     };
     for path in files {
         let span = info_span!("ingest", source = source.name(), file = %path.display());
-        let file_report = ingest_file(source, path, &mut publisher)
+        let file_report = ingest_file(source, path, &mut publisher, directory.clone())
             .instrument(span)
             .await?;
         report.files.push(file_report);
@@ -130,6 +139,7 @@ async fn ingest_file(
     source: SourceKind,
     path: &Path,
     publisher: &mut Publisher,
+    directory: Arc<UnitDirectory>,
 ) -> Result<FileReport, ConnectorError> {
     let file = path.display().to_string();
     let file_name = path
@@ -141,7 +151,7 @@ async fn ingest_file(
     };
     let confirmed_before = publisher.confirmed();
 
-    let reader = match SourceReader::open(source, path) {
+    let reader = match SourceReader::open(source, path, directory) {
         Ok(reader) => reader,
         Err(error) => {
             return file_failed(publisher, source, &file_name, "file", report, error).await;

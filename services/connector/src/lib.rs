@@ -6,6 +6,7 @@
 //! source's topic. Bad rows go to the dead-letter topic with file, row and
 //! reason; they never stop the good ones.
 
+pub mod directory;
 pub mod error;
 pub mod export;
 pub mod ingest;
@@ -17,6 +18,7 @@ pub mod sources;
 #[cfg(test)]
 mod test_support;
 
+pub use directory::UnitDirectory;
 pub use error::ConnectorError;
 pub use ingest::{FileReport, IngestReport, ingest};
 pub use sources::SourceKind;

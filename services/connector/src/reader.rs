@@ -4,9 +4,11 @@
 //! from publishing so it can be tested on plain files with no broker.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use blockhub_model::Fact;
 
+use crate::directory::UnitDirectory;
 use crate::error::ConnectorError;
 use crate::export::{DetectedEncoding, ExportRow, Rows, open_export};
 use crate::layout::{
@@ -43,6 +45,7 @@ pub enum RowOutcome {
 /// Reads one export as one source.
 pub struct SourceReader {
     source: SourceKind,
+    directory: Arc<UnitDirectory>,
     file: String,
     fields: Vec<FieldSpec>,
     rows: Rows,
@@ -54,11 +57,17 @@ pub struct SourceReader {
 }
 
 impl SourceReader {
-    /// Opens `path` as an export of `source`.
-    pub fn open(source: SourceKind, path: &Path) -> Result<Self, ConnectorError> {
+    /// Opens `path` as an export of `source`, resolving unit names
+    /// through `directory`.
+    pub fn open(
+        source: SourceKind,
+        path: &Path,
+        directory: Arc<UnitDirectory>,
+    ) -> Result<Self, ConnectorError> {
         let export = open_export(path)?;
         Ok(Self {
             source,
+            directory,
             file: path.display().to_string(),
             fields: source.fields(),
             rows: export.rows,
@@ -119,7 +128,7 @@ impl SourceReader {
             RowKind::Blank => RowOutcome::Blank,
             RowKind::Totals => RowOutcome::Totals,
             RowKind::Data { padded } => {
-                let mut view = RowView::new(layout, &row.cells);
+                let mut view = RowView::new(layout, &row.cells, &self.directory);
                 match self.source.parse(&mut view) {
                     Ok(fact) => RowOutcome::Fact { fact, padded },
                     Err(rejection) => {

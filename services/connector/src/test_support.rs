@@ -16,10 +16,24 @@ pub fn case_file(case: &str, file: &str) -> PathBuf {
 
 /// Every row of a file as `source` judges it.
 pub fn read_all(source: SourceKind, path: &std::path::Path) -> Vec<(u64, RowOutcome)> {
-    SourceReader::open(source, path)
+    SourceReader::open(source, path, case_directory())
         .unwrap()
         .map(|r| r.unwrap())
         .collect()
+}
+
+/// A unit directory naming the units the hard cases use, so that their
+/// rows resolve as they would against a real quota list.
+pub fn case_directory() -> std::sync::Arc<crate::directory::UnitDirectory> {
+    let mut directory = crate::directory::UnitDirectory::default();
+    for (name, code) in [
+        ("示例市城市管理局", "11330681830166130U"),
+        ("示例市交通运输局", "1133068152601815XX"),
+        ("示例市民政局", "113306810913909981"),
+    ] {
+        directory.insert(name, blockhub_model::CreditCode::parse(code).unwrap());
+    }
+    std::sync::Arc::new(directory)
 }
 
 /// A file of the sample county, which lives beside the repository.

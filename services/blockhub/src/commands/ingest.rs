@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use blockhub_connector::{FileReport, IngestReport, SourceKind, ingest};
+use blockhub_connector::{FileReport, IngestReport, SourceKind, UnitDirectory, ingest};
 use blockhub_model::PersonKeyer;
 use clap::{Args, ValueEnum};
 
@@ -30,6 +30,11 @@ pub struct IngestArgs {
     /// The exports (.csv in UTF-8 or GB18030, .xlsx).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Unit names as departments write them, mapped to credit codes (TOML,
+    /// an `[aliases]` table), for exports that name units without codes.
+    /// The quota list already ingested is always used.
+    #[arg(long, env = "BLOCKHUB_UNIT_ALIASES")]
+    pub unit_aliases: Option<PathBuf>,
     /// Print the counts as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -49,7 +54,11 @@ pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
     };
     let settings = super::kafka_settings(data, &args.broker)?;
     let keyer = PersonKeyer::new(&data.key_secret()?).context("person-key secret")?;
-    let report = ingest(source, &args.files, &settings, keyer)
+    let aliases = match &args.unit_aliases {
+        Some(path) => UnitDirectory::from_aliases_file(path)?,
+        None => UnitDirectory::default(),
+    };
+    let report = ingest(source, &args.files, &settings, keyer, &aliases)
         .await
         .with_context(|| format!("publishing to the broker at {}", settings.brokers))?;
 

@@ -13,6 +13,7 @@ use blockhub_model::{
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use crate::directory::{Resolution, UnitDirectory};
 use crate::export::Cell;
 use crate::layout::{FieldSpec, Layout};
 
@@ -115,16 +116,53 @@ pub struct ProblemRecorded;
 pub struct RowView<'a> {
     layout: &'a Layout,
     cells: &'a [Cell],
+    directory: &'a UnitDirectory,
     problems: Vec<FieldProblem>,
 }
 
 impl<'a> RowView<'a> {
-    /// A view of `cells` through `layout`.
-    pub fn new(layout: &'a Layout, cells: &'a [Cell]) -> Self {
+    /// A view of `cells` through `layout`, resolving unit names through
+    /// `directory`.
+    pub fn new(layout: &'a Layout, cells: &'a [Cell], directory: &'a UnitDirectory) -> Self {
         Self {
             layout,
             cells,
+            directory,
             problems: Vec::new(),
+        }
+    }
+
+    /// The unit's credit code: from its own column, else the unit's name
+    /// resolved through the unit directory. An unknown or shared name is a
+    /// problem on the row, never a guess.
+    pub fn unit(&mut self) -> Option<CreditCode> {
+        if self.text("unit_code").is_some() {
+            return self.credit_code("unit_code");
+        }
+        let Some(name) = self.text("unit_name") else {
+            let message = "neither a credit code (统一社会信用代码) nor a unit name given";
+            self.problem("unit_code", "UNIT_MISSING", message.into());
+            return None;
+        };
+        match self.directory.resolve(&name) {
+            Resolution::Unit(code) => Some(code),
+            Resolution::Unknown => {
+                let message = format!(
+                    "{name} is not in the unit directory (the quota list and configured \
+                     aliases); add its credit code to the export, or an alias"
+                );
+                self.problem("unit_name", "UNIT_UNKNOWN", message);
+                None
+            }
+            Resolution::Ambiguous(codes) => {
+                let codes: Vec<&str> = codes.iter().map(CreditCode::as_str).collect();
+                let message = format!(
+                    "{name} names several units ({}); give the credit code",
+                    codes.join(", ")
+                );
+                self.problem("unit_name", "UNIT_AMBIGUOUS", message);
+                None
+            }
         }
     }
 

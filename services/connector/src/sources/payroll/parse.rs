@@ -8,17 +8,7 @@ use crate::sources::{Rejection, RowView};
 pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
     let citizen_id = row.citizen_id("citizen_id");
     let month = row.month("month");
-    let unit_code = if row.text("unit_code").is_some() {
-        row.credit_code("unit_code")
-    } else {
-        // TODO(issue 3, unit directory): resolve unit names without codes.
-        row.reject(
-            "unit_code",
-            "UNIT_UNRESOLVED",
-            "the row names no credit code",
-        );
-        None
-    };
+    let unit_code = row.unit();
     // Some exports carry only 应发 or only 实发; a row needs at least one.
     let gross = row.text("gross").and_then(|_| row.amount("gross"));
     let net = row.text("net").and_then(|_| row.amount("net"));

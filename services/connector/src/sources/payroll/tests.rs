@@ -124,6 +124,6 @@ fn payroll_with_only_gross_and_no_unit_code_is_read() {
             panic!("{outcome:?}")
         };
         let codes: Vec<&str> = rejection.problems.iter().map(|p| p.code.as_str()).collect();
-        assert_eq!(codes, ["UNIT_UNRESOLVED"]);
+        assert_eq!(codes, ["UNIT_MISSING"]);
     }
 }

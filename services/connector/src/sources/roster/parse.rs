@@ -12,7 +12,7 @@ const OPEN_ENDED: [&str; 3] = ["无固定期限", "无固定期", "长期"];
 pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
     let citizen_id = row.citizen_id("citizen_id");
     let name = row.required_text("name");
-    let unit_code = unit_code(row);
+    let unit_code = row.unit();
 
     let hire_date = row.date("hire_date");
     let contract_start = row.date("contract_start");
@@ -49,18 +49,4 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
         }))
     })();
     row.finish(fact)
-}
-
-/// The unit's credit code. Rows that name a unit without its code are
-/// rejected with that reason rather than matched by name.
-fn unit_code(row: &mut RowView<'_>) -> Option<blockhub_model::CreditCode> {
-    if row.text("unit_code").is_some() {
-        return row.credit_code("unit_code");
-    }
-    // TODO(issue 3, unit directory): resolve a unit named without its code
-    // through the quota list and configured aliases; until then such rows
-    // are rejected, never guessed.
-    let message = "the row names no credit code and unit names are not resolved yet";
-    row.reject("unit_code", "UNIT_UNRESOLVED", message);
-    None
 }

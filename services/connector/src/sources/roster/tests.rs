@@ -3,7 +3,7 @@ use chrono::NaiveDate;
 
 use crate::reader::RowOutcome;
 use crate::sources::SourceKind;
-use crate::test_support::{case_file, read_all, sample_file};
+use crate::test_support::{case_directory, case_file, read_all, sample_file};
 
 fn entries(outcomes: &[(u64, RowOutcome)]) -> Vec<(u64, RosterEntry)> {
     outcomes
@@ -31,27 +31,27 @@ fn rejections(outcomes: &[(u64, RowOutcome)]) -> Vec<(u64, String, String)> {
 }
 
 // C01: a lower-case x joined nothing, and wrong check characters were
-// loaded as if valid. Rows 3 and 4 must be rejected with expected/found.
+// loaded as if valid. Row 2 must be accepted as ...105X; rows 3 and 4
+// rejected with the expected and found check characters.
 #[test]
 fn c01_check_characters_and_lower_case_x() {
     let outcomes = read_all(SourceKind::Roster, &case_file("C01", "roster.csv"));
+    let good = entries(&outcomes);
+    assert_eq!(good.len(), 1);
+    assert_eq!(good[0].0, 2);
+    assert_eq!(good[0].1.citizen_id.as_str(), "33010419900708105X");
     let rejected = rejections(&outcomes);
-    // The case file names units without codes; those rows are refused for
-    // that too, so look only at the ID reasons here.
-    let row3 = rejected.iter().find(|(row, ..)| *row == 3).unwrap();
-    assert!(
-        row3.1.contains("check character expected 0, found X"),
-        "{}",
-        row3.1
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].0, 3);
+    assert_eq!(
+        rejected[0].1,
+        "身份证号: check character expected 0, found X"
     );
-    let row4 = rejected.iter().find(|(row, ..)| *row == 4).unwrap();
-    assert!(
-        row4.1.contains("check character expected 5, found 7"),
-        "{}",
-        row4.1
+    assert_eq!(rejected[1].0, 4);
+    assert_eq!(
+        rejected[1].1,
+        "身份证号: check character expected 5, found 7"
     );
-    let row2 = rejected.iter().find(|(row, ..)| *row == 2).unwrap();
-    assert!(!row2.1.contains("ID_"), "row 2's ID is valid: {}", row2.1);
     for (_, reason, raw) in &rejected {
         assert!(
             !reason.contains("19791102") && !raw.contains("19791102"),
@@ -71,8 +71,9 @@ fn c04_three_encodings_give_identical_rows() {
         "roster_utf8_bom.csv",
         "roster_utf8_nobom.csv",
     ] {
+        let path = case_file("C04", file);
         let reader =
-            crate::reader::SourceReader::open(SourceKind::Roster, &case_file("C04", file)).unwrap();
+            crate::reader::SourceReader::open(SourceKind::Roster, &path, case_directory()).unwrap();
         let encoding = reader.encoding().unwrap().name();
         let outcomes: Vec<_> = reader.map(|r| r.unwrap()).collect();
         let expected_encoding = match file {
@@ -83,21 +84,30 @@ fn c04_three_encodings_give_identical_rows() {
         assert_eq!(encoding, expected_encoding);
         // The header was found in row 1, so the first column matched 姓名.
         assert_eq!(outcomes[0], (1, RowOutcome::Title));
-        let raws: Vec<String> = rejections(&outcomes)
-            .into_iter()
-            .map(|(_, _, raw)| raw)
-            .collect();
-        assert_eq!(raws.len(), 3);
-        for raw in &raws {
-            assert!(!raw.contains('\u{FFFD}') && !raw.contains('\u{FEFF}') && !raw.contains('?'));
+        let records: Vec<RosterEntry> = entries(&outcomes).into_iter().map(|(_, e)| e).collect();
+        assert_eq!(records.len(), 3, "{file}");
+        for record in &records {
+            assert!(
+                !record.name.contains(['\u{FFFD}', '\u{FEFF}', '?']),
+                "{}",
+                record.name
+            );
         }
-        all.push(raws);
+        all.push(records);
     }
     assert_eq!(all[0], all[1]);
     assert_eq!(all[1], all[2]);
-    assert!(all[0][0].starts_with("𠮷丽华 | "));
-    assert!(all[0][1].starts_with("张䶮 | "));
-    assert!(all[0][2].starts_with("热依拉·托合提 | "));
+    let names: Vec<&str> = all[0].iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["𠮷丽华", "张䶮", "热依拉·托合提"]);
+    let ids: Vec<&str> = all[0].iter().map(|r| r.citizen_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "330106199105232360",
+            "330102198812121176",
+            "650102199407153229"
+        ]
+    );
 }
 
 fn layout_outcomes(file: &str) -> Vec<(u64, RowOutcome)> {
@@ -123,23 +133,34 @@ fn c05_layout_yields_exactly_three_records_in_csv_and_xlsx() {
             .iter()
             .filter(|(_, o)| *o == RowOutcome::Blank)
             .count();
-        let records: Vec<_> = outcomes
-            .iter()
-            .filter(|(_, o)| matches!(o, RowOutcome::Rejected { .. } | RowOutcome::Fact { .. }))
-            .collect();
         assert_eq!(titles, 3, "{file}: title plus two header rows");
         assert_eq!(totals, 1, "{file}");
         // Formatted-only rows of the workbook never reach the reader.
         assert!(blanks >= 1, "{file}");
+        assert!(
+            rejections(&outcomes).is_empty(),
+            "{file}: {:?}",
+            rejections(&outcomes)
+        );
+        let records = entries(&outcomes);
         assert_eq!(records.len(), 3, "{file}");
-        // These rows name their unit without a code, so they are rejected
-        // for that alone: every other field of all three passed.
-        for (_, outcome) in &records {
-            let RowOutcome::Rejected { rejection, .. } = outcome else {
-                panic!()
-            };
-            assert_eq!(rejection.problems.len(), 1, "{file}: {rejection:?}");
-            assert_eq!(rejection.code(), "UNIT_UNRESOLVED");
+        let third = &records[2].1;
+        assert_eq!(third.name, "何思远");
+        assert_eq!(
+            third.hire_date, None,
+            "{file}: the missing cell stays empty"
+        );
+        assert_eq!(third.contract_end, NaiveDate::from_ymd_opt(2025, 8, 31));
+        let padded: Vec<bool> = outcomes
+            .iter()
+            .filter_map(|(_, o)| match o {
+                RowOutcome::Fact { padded, .. } => Some(*padded),
+                _ => None,
+            })
+            .collect();
+        // Only the CSV row is actually short; Excel pads rows itself.
+        if file.ends_with(".csv") {
+            assert_eq!(padded, [false, false, true], "{file}");
         }
     }
 }
@@ -147,7 +168,8 @@ fn c05_layout_yields_exactly_three_records_in_csv_and_xlsx() {
 #[test]
 fn c05_two_row_header_maps_contract_columns() {
     let path = case_file("C05", "roster_layout.csv");
-    let mut reader = crate::reader::SourceReader::open(SourceKind::Roster, &path).unwrap();
+    let mut reader =
+        crate::reader::SourceReader::open(SourceKind::Roster, &path, case_directory()).unwrap();
     for _ in 0..3 {
         reader.next().unwrap().unwrap();
     }
@@ -158,7 +180,16 @@ fn c05_two_row_header_maps_contract_columns() {
     assert_eq!(layout.column("hire_date"), Some(7));
     let (_, third) = reader.nth(2).unwrap().unwrap();
     // 何思远's row lacks its last cell: padded, not shifted.
-    assert!(matches!(third, RowOutcome::Rejected { .. }));
+    let RowOutcome::Fact {
+        fact: Fact::RosterEntry(entry),
+        padded,
+    } = third
+    else {
+        panic!()
+    };
+    assert!(padded);
+    assert_eq!(entry.hire_date, None);
+    assert_eq!(entry.contract_start, NaiveDate::from_ymd_opt(2022, 9, 1));
 }
 
 #[test]
@@ -193,7 +224,8 @@ fn c07_dates_in_every_form() {
     let mut seen = Vec::new();
     for row in rows {
         let row = row.unwrap();
-        let mut view = RowView::new(&layout, &row.cells);
+        let directory = case_directory();
+        let mut view = RowView::new(&layout, &row.cells, &directory);
         let start = view.date("contract_start");
         let end_text = view.text("contract_end").unwrap_or_default();
         let end = if end_text == "无固定期限" {
