@@ -34,7 +34,7 @@ async fn unit_names_resolve_through_the_quota_list_and_aliases() {
 
     let report = ingest(
         SourceKind::Roster,
-        &[roster.clone()],
+        std::slice::from_ref(&roster),
         &settings,
         test_keyer(),
         &none,
