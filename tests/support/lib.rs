@@ -27,8 +27,19 @@ pub fn free_port() -> u16 {
 }
 
 impl TestBroker {
-    /// Starts tansu and waits until it answers metadata requests.
+    /// Starts tansu and waits until it answers metadata requests. A port
+    /// picked free can be taken by a parallel test before tansu binds it,
+    /// so a broker that exits at once is started again on another port.
     pub async fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(broker) = Self::try_start().await {
+                return broker;
+            }
+        }
+        panic!("tansu did not start after three attempts");
+    }
+
+    async fn try_start() -> Option<Self> {
         let binary = blockhub::broker::find_tansu(None).expect(
             "tansu 0.6.0 is needed for the end-to-end tests: run `bash .ci/run`, or install it \
              and set BLOCKHUB_TANSU",
@@ -47,7 +58,7 @@ impl TestBroker {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start tansu");
-        let broker = Self {
+        let mut broker = Self {
             child,
             address,
             _storage: storage,
@@ -55,13 +66,16 @@ impl TestBroker {
         let settings = KafkaSettings::new(broker.address.clone());
         let started = Instant::now();
         while settings.ping(Duration::from_secs(2)).await.is_err() {
+            if broker.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "tansu did not start"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        broker
+        Some(broker)
     }
 
     /// Settings with a topic prefix unique to one test.
