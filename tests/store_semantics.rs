@@ -175,7 +175,7 @@ async fn poison_message_becomes_a_dead_letter_and_the_partition_moves_on() {
     assert_eq!(poisoned.len(), 1, "{:?}", snapshot.dead_letters);
     assert_eq!(poisoned[0].1, topic);
     assert_eq!(poisoned[0].2, "0/0");
-    let letters = store.dead_letters(10).await.unwrap();
+    let letters = store.dead_letters(Some("merger"), 10).await.unwrap();
     assert!(
         letters[0].raw.contains("330106********4214"),
         "{}",

@@ -85,6 +85,8 @@ pub enum Command {
     Lookup(commands::lookup::LookupArgs),
     /// Exit 0 once the hub's gateway answers health checks.
     Health(commands::health::HealthArgs),
+    /// List rejected rows and events with where and why (IDs masked).
+    DeadLetters(commands::dead_letters::DeadLettersArgs),
     /// Manage gateway tokens.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),

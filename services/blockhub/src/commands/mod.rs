@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod dead_letters;
 pub mod gateway;
 pub mod health;
 pub mod ingest;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Gateway(args) => gateway::run(&data, args).await,
         Command::Lookup(args) => lookup::run(&data, args).await,
         Command::Health(args) => health::run(&data, args).await,
+        Command::DeadLetters(args) => dead_letters::run(&data, args).await,
         Command::Token(command) => token::run(&data, command),
     }
 }

@@ -194,13 +194,20 @@ impl Store {
         .transpose()
     }
 
-    /// The most recent dead letters, newest first.
-    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, MergerError> {
+    /// The most recent dead letters, newest first, optionally of one
+    /// source system only.
+    pub async fn dead_letters(
+        &self,
+        source: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, MergerError> {
         let rows: Vec<DeadLetterRow> = sqlx::query_as(
             "SELECT dead_letter_id, source_system, location, position, reason_code, reason, \
                    raw, observed_at FROM dead_letters \
-                 ORDER BY observed_at DESC, location, position LIMIT $1",
+                 WHERE ($1 = '' OR source_system = $1) \
+                 ORDER BY observed_at DESC, location, position LIMIT $2",
         )
+        .bind(source.unwrap_or_default())
         .bind(limit)
         .fetch_all(&self.pool)
         .await

@@ -1,0 +1,59 @@
+//! `blockhub dead-letters`: what was rejected, where and why.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use blockhub_merger::Store;
+use clap::Args;
+
+use crate::config::DataDir;
+
+/// Flags of `dead-letters`.
+#[derive(Debug, Args)]
+pub struct DeadLettersArgs {
+    /// Only this source system (staffing.roster, finance.payroll, merger, ...).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// The store to read. Default: the SQLite store in --data-dir.
+    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// Runs `dead-letters`.
+pub async fn run(data: &DataDir, args: DeadLettersArgs) -> Result<ExitCode> {
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| data.store_url());
+    let store = Store::open(&url).await.context("opening the store")?;
+    let letters = store
+        .dead_letters(args.source.as_deref(), args.limit)
+        .await?;
+    for letter in &letters {
+        if args.json {
+            println!("{}", serde_json::to_string(letter)?);
+        } else {
+            println!(
+                "{} {} {} row {}: {} ({})\n    {}",
+                letter.observed_at.format("%Y-%m-%d %H:%M:%S"),
+                letter.source_system,
+                letter.location,
+                letter.position,
+                letter.reason,
+                letter.reason_code,
+                letter.raw
+            );
+        }
+    }
+    if letters.is_empty() && !args.json {
+        println!("No dead letters.");
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
