@@ -7,8 +7,14 @@
 //! before is skipped; a fact older than the stored one is not applied. A
 //! crash before commit leaves nothing; a crash after commit leaves
 //! everything, including the offsets that say so.
+//!
+//! Statements are multi-row: one per few hundred events and kind, not one
+//! per event, because on PostgreSQL every statement is a round trip. A
+//! batch first keeps, per fact, the event a sequential application would
+//! leave standing (the newest; among equals, the later one), so the result
+//! is the same as applying the events one by one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use blockhub_model::{
     DeadLetter, Envelope, Event, Fact, Operation, PayrollPayment, RosterEntry, UnitQuota,
@@ -88,6 +94,7 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(query("begin a batch"))?;
 
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut fresh = Vec::with_capacity(batch.len());
         for message in batch {
             let key = (message.topic.clone(), message.partition);
             if !next_offsets.contains_key(&key) {
@@ -103,23 +110,40 @@ impl Store {
                 continue;
             }
             *next = message.offset + 1;
+            fresh.push(message);
+        }
 
-            match &message.item {
-                DeliveredItem::Event(event) => {
-                    if record_event(&mut tx, event, message).await? {
-                        apply_fact(&mut tx, event).await?;
-                        outcome.applied += 1;
-                    } else {
-                        outcome.duplicate_events += 1;
-                    }
-                }
-                DeliveredItem::DeadLetter(letter) => {
-                    insert_dead_letter(&mut tx, letter).await?;
-                    outcome.dead_letters += 1;
-                }
-                DeliveredItem::Nothing => {}
+        let events: Vec<(&Event, &Delivered)> = fresh
+            .iter()
+            .filter_map(|message| match &message.item {
+                DeliveredItem::Event(event) => Some((event, *message)),
+                _ => None,
+            })
+            .collect();
+        let new_ids = record_events(&mut tx, &events).await?;
+        let mut facts = FactBatch::default();
+        let mut seen = HashSet::new();
+        for (event, _) in &events {
+            let id = event.envelope.event_id.as_str();
+            if new_ids.contains(id) && seen.insert(id) {
+                trace!(event_id = id, source = %event.envelope.source_system, "Applying event.");
+                facts.add(event);
+                outcome.applied += 1;
+            } else {
+                outcome.duplicate_events += 1;
             }
         }
+        facts.write(&mut tx).await?;
+
+        let letters: Vec<&DeadLetter> = fresh
+            .iter()
+            .filter_map(|message| match &message.item {
+                DeliveredItem::DeadLetter(letter) => Some(letter),
+                _ => None,
+            })
+            .collect();
+        insert_dead_letters(&mut tx, &letters).await?;
+        outcome.dead_letters = letters.len() as u64;
 
         for ((topic, partition), next) in &next_offsets {
             store_offset(&mut tx, group, topic, *partition, *next).await?;
@@ -142,39 +166,16 @@ impl Store {
         &self,
         payments: &[(PayrollPayment, &Envelope)],
     ) -> Result<(), MergerError> {
-        const COLUMNS: usize = 14;
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(query("begin a direct write"))?;
-        for chunk in payments.chunks(500) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    let marks: Vec<String> = (1..=COLUMNS)
-                        .map(|c| format!("${}", row * COLUMNS + c))
-                        .collect();
-                    format!("({})", marks.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, name, unit_name, \
-                   gross_cents, net_cents, fund_source, deleted, source_system, source_location, \
-                   source_position, event_id, observed_at) VALUES {}",
-                rows.join(", ")
-            );
+        for chunk in payments.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("{PAYMENT_INSERT} VALUES {}", placeholders(chunk.len(), 14));
             let mut statement = sqlx::query(&sql);
             for (payment, envelope) in chunk {
-                statement = statement
-                    .bind(payment.citizen_id.as_str())
-                    .bind(payment.unit_code.as_str())
-                    .bind(i64::from(payment.month.as_number()))
-                    .bind(&payment.name)
-                    .bind(&payment.unit_name)
-                    .bind(cents(payment.gross)?)
-                    .bind(cents(payment.net)?)
-                    .bind(&payment.fund_source);
-                statement = bind_provenance(statement, envelope);
+                statement = bind_payment(statement, payment, envelope)?;
             }
             statement
                 .execute(&mut *tx)
@@ -246,33 +247,157 @@ async fn store_offset(
     Ok(())
 }
 
-/// Records the event id; false when it was applied before.
-async fn record_event(
-    tx: &mut Transaction<'_, Any>,
-    event: &Event,
-    message: &Delivered,
-) -> Result<bool, MergerError> {
-    let result = sqlx::query(
-        "INSERT INTO applied_events (event_id, topic, kafka_partition, kafka_offset) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&event.envelope.event_id)
-    .bind(&message.topic)
-    .bind(i64::from(message.partition))
-    .bind(message.offset)
-    .execute(&mut **tx)
-    .await
-    .map_err(query("record an applied event"))?;
-    Ok(result.rows_affected() == 1)
+/// Rows per multi-row statement: well under SQLite's and PostgreSQL's
+/// limits on bound parameters for the widest table (20 columns).
+const ROWS_PER_STATEMENT: usize = 400;
+
+/// "($1, $2), ($3, $4)" for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let rows: Vec<String> = (0..rows)
+        .map(|row| {
+            let marks: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", row * columns + c))
+                .collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect();
+    rows.join(", ")
 }
 
-async fn apply_fact(tx: &mut Transaction<'_, Any>, event: &Event) -> Result<(), MergerError> {
-    let envelope = &event.envelope;
-    trace!(event_id = %envelope.event_id, source = %envelope.source_system, "Applying event.");
-    match &event.fact {
-        Fact::UnitQuota(quota) => upsert_unit(tx, envelope, quota).await,
-        Fact::RosterEntry(entry) => upsert_roster_entry(tx, envelope, entry).await,
-        Fact::PayrollPayment(payment) => upsert_payment(tx, envelope, payment).await,
+/// Records the event ids; returns those not applied before.
+async fn record_events(
+    tx: &mut Transaction<'_, Any>,
+    events: &[(&Event, &Delivered)],
+) -> Result<HashSet<String>, MergerError> {
+    let mut new_ids = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO applied_events (event_id, topic, kafka_partition, kafka_offset) \
+             VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            placeholders(chunk.len(), 4)
+        );
+        let mut statement = sqlx::query_scalar::<_, String>(&sql);
+        for (event, message) in chunk {
+            statement = statement
+                .bind(&event.envelope.event_id)
+                .bind(&message.topic)
+                .bind(i64::from(message.partition))
+                .bind(message.offset);
+        }
+        let inserted = statement
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(query("record applied events"))?;
+        new_ids.extend(inserted);
+    }
+    Ok(new_ids)
+}
+
+/// The facts of a batch, one event per fact: the one a sequential
+/// application would leave standing.
+#[derive(Default)]
+struct FactBatch<'a> {
+    units: BTreeMap<&'a str, (&'a Envelope, &'a UnitQuota)>,
+    roster: BTreeMap<(&'a str, &'a str), (&'a Envelope, &'a RosterEntry)>,
+    payments: BTreeMap<(&'a str, &'a str, i32), (&'a Envelope, &'a PayrollPayment)>,
+}
+
+/// Whether `incoming` replaces `current` when applied after it: the
+/// store's guard (observed_at <= excluded.observed_at) in miniature.
+fn supersedes(current: &Envelope, incoming: &Envelope) -> bool {
+    current.observed_at <= incoming.observed_at
+}
+
+impl<'a> FactBatch<'a> {
+    fn add(&mut self, event: &'a Event) {
+        let envelope = &event.envelope;
+        match &event.fact {
+            Fact::UnitQuota(quota) => {
+                let key = quota.unit_code.as_str();
+                if self
+                    .units
+                    .get(key)
+                    .is_none_or(|(current, _)| supersedes(current, envelope))
+                {
+                    self.units.insert(key, (envelope, quota));
+                }
+            }
+            Fact::RosterEntry(entry) => {
+                let key = (entry.citizen_id.as_str(), entry.unit_code.as_str());
+                if self
+                    .roster
+                    .get(&key)
+                    .is_none_or(|(current, _)| supersedes(current, envelope))
+                {
+                    self.roster.insert(key, (envelope, entry));
+                }
+            }
+            Fact::PayrollPayment(payment) => {
+                let key = (
+                    payment.citizen_id.as_str(),
+                    payment.unit_code.as_str(),
+                    payment.month.as_number(),
+                );
+                let replace = self
+                    .payments
+                    .get(&key)
+                    .is_none_or(|(current, _)| supersedes(current, envelope));
+                if replace {
+                    self.payments.insert(key, (envelope, payment));
+                }
+            }
+        }
+    }
+
+    async fn write(&self, tx: &mut Transaction<'_, Any>) -> Result<(), MergerError> {
+        let units: Vec<_> = self.units.values().collect();
+        for chunk in units.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "{UNIT_INSERT} VALUES {} {UNIT_CONFLICT}",
+                placeholders(chunk.len(), 11)
+            );
+            let mut statement = sqlx::query(&sql);
+            for (envelope, quota) in chunk {
+                statement = bind_unit(statement, quota, envelope);
+            }
+            statement
+                .execute(&mut **tx)
+                .await
+                .map_err(query("store unit quotas"))?;
+        }
+
+        let roster: Vec<_> = self.roster.values().collect();
+        for chunk in roster.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "{ROSTER_INSERT} VALUES {} {ROSTER_CONFLICT}",
+                placeholders(chunk.len(), 20)
+            );
+            let mut statement = sqlx::query(&sql);
+            for (envelope, entry) in chunk {
+                statement = bind_roster_entry(statement, entry, envelope);
+            }
+            statement
+                .execute(&mut **tx)
+                .await
+                .map_err(query("store roster entries"))?;
+        }
+
+        let payments: Vec<_> = self.payments.values().collect();
+        for chunk in payments.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "{PAYMENT_INSERT} VALUES {} {PAYMENT_CONFLICT}",
+                placeholders(chunk.len(), 14)
+            );
+            let mut statement = sqlx::query(&sql);
+            for (envelope, payment) in chunk {
+                statement = bind_payment(statement, payment, envelope)?;
+            }
+            statement
+                .execute(&mut **tx)
+                .await
+                .map_err(query("store payroll payments"))?;
+        }
+        Ok(())
     }
 }
 
@@ -297,134 +422,135 @@ fn deleted(envelope: &Envelope) -> i64 {
 // Each upsert keeps the newer fact: a row observed later than the incoming
 // event is left as it is, so a stale export ingested late changes nothing.
 
-async fn upsert_unit(
-    tx: &mut Transaction<'_, Any>,
-    envelope: &Envelope,
-    quota: &UnitQuota,
-) -> Result<(), MergerError> {
-    let statement = sqlx::query(
-        "INSERT INTO units (unit_code, unit_name, unit_type, quota, approved_on, deleted, \
-           source_system, source_location, source_position, event_id, observed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT (unit_code) DO UPDATE SET unit_name = excluded.unit_name, \
-           unit_type = excluded.unit_type, quota = excluded.quota, \
-           approved_on = excluded.approved_on, deleted = excluded.deleted, \
-           source_system = excluded.source_system, source_location = excluded.source_location, \
-           source_position = excluded.source_position, event_id = excluded.event_id, \
-           observed_at = excluded.observed_at \
-         WHERE units.observed_at <= excluded.observed_at",
-    )
-    .bind(quota.unit_code.as_str())
-    .bind(&quota.unit_name)
-    .bind(&quota.unit_type)
-    .bind(i64::from(quota.quota))
-    .bind(date_text(quota.approved_on));
+const UNIT_INSERT: &str = "INSERT INTO units (unit_code, unit_name, unit_type, quota, \
+    approved_on, deleted, source_system, source_location, source_position, event_id, \
+    observed_at)";
+const UNIT_CONFLICT: &str = "ON CONFLICT (unit_code) DO UPDATE SET \
+    unit_name = excluded.unit_name, unit_type = excluded.unit_type, quota = excluded.quota, \
+    approved_on = excluded.approved_on, deleted = excluded.deleted, \
+    source_system = excluded.source_system, source_location = excluded.source_location, \
+    source_position = excluded.source_position, event_id = excluded.event_id, \
+    observed_at = excluded.observed_at \
+    WHERE units.observed_at <= excluded.observed_at";
+
+fn bind_unit<'q>(
+    statement: AnyQuery<'q>,
+    quota: &'q UnitQuota,
+    envelope: &'q Envelope,
+) -> AnyQuery<'q> {
+    let statement = statement
+        .bind(quota.unit_code.as_str())
+        .bind(&quota.unit_name)
+        .bind(&quota.unit_type)
+        .bind(i64::from(quota.quota))
+        .bind(date_text(quota.approved_on));
     bind_provenance(statement, envelope)
-        .execute(&mut **tx)
-        .await
-        .map_err(query("store a unit quota"))?;
+}
+
+const ROSTER_INSERT: &str = "INSERT INTO roster_entries (citizen_id, unit_code, name, \
+    unit_name, post_category, post_category_label, employment_form, hire_date, contract_start, \
+    contract_end, contract_open_ended, status, status_label, left_on, deleted, source_system, \
+    source_location, source_position, event_id, observed_at)";
+const ROSTER_CONFLICT: &str = "ON CONFLICT (citizen_id, unit_code) DO UPDATE SET \
+    name = excluded.name, unit_name = excluded.unit_name, \
+    post_category = excluded.post_category, post_category_label = excluded.post_category_label, \
+    employment_form = excluded.employment_form, hire_date = excluded.hire_date, \
+    contract_start = excluded.contract_start, contract_end = excluded.contract_end, \
+    contract_open_ended = excluded.contract_open_ended, status = excluded.status, \
+    status_label = excluded.status_label, left_on = excluded.left_on, \
+    deleted = excluded.deleted, source_system = excluded.source_system, \
+    source_location = excluded.source_location, source_position = excluded.source_position, \
+    event_id = excluded.event_id, observed_at = excluded.observed_at \
+    WHERE roster_entries.observed_at <= excluded.observed_at";
+
+fn bind_roster_entry<'q>(
+    statement: AnyQuery<'q>,
+    entry: &'q RosterEntry,
+    envelope: &'q Envelope,
+) -> AnyQuery<'q> {
+    let statement = statement
+        .bind(entry.citizen_id.as_str())
+        .bind(entry.unit_code.as_str())
+        .bind(&entry.name)
+        .bind(&entry.unit_name)
+        .bind(entry.post_category.label())
+        .bind(&entry.post_category_label)
+        .bind(&entry.employment_form)
+        .bind(date_text(entry.hire_date))
+        .bind(date_text(entry.contract_start))
+        .bind(date_text(entry.contract_end))
+        .bind(i64::from(entry.contract_open_ended))
+        .bind(entry.status.label())
+        .bind(&entry.status_label)
+        .bind(date_text(entry.left_on));
+    bind_provenance(statement, envelope)
+}
+
+const PAYMENT_INSERT: &str = "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, \
+    name, unit_name, gross_cents, net_cents, fund_source, deleted, source_system, \
+    source_location, source_position, event_id, observed_at)";
+const PAYMENT_CONFLICT: &str = "ON CONFLICT (citizen_id, unit_code, pay_month) DO UPDATE SET \
+    name = excluded.name, unit_name = excluded.unit_name, gross_cents = excluded.gross_cents, \
+    net_cents = excluded.net_cents, fund_source = excluded.fund_source, \
+    deleted = excluded.deleted, source_system = excluded.source_system, \
+    source_location = excluded.source_location, source_position = excluded.source_position, \
+    event_id = excluded.event_id, observed_at = excluded.observed_at \
+    WHERE payroll_payments.observed_at <= excluded.observed_at";
+
+fn bind_payment<'q>(
+    statement: AnyQuery<'q>,
+    payment: &'q PayrollPayment,
+    envelope: &'q Envelope,
+) -> Result<AnyQuery<'q>, MergerError> {
+    let statement = statement
+        .bind(payment.citizen_id.as_str())
+        .bind(payment.unit_code.as_str())
+        .bind(i64::from(payment.month.as_number()))
+        .bind(&payment.name)
+        .bind(&payment.unit_name)
+        .bind(cents(payment.gross)?)
+        .bind(cents(payment.net)?)
+        .bind(&payment.fund_source);
+    Ok(bind_provenance(statement, envelope))
+}
+
+async fn insert_dead_letters(
+    tx: &mut Transaction<'_, Any>,
+    letters: &[&DeadLetter],
+) -> Result<(), MergerError> {
+    for chunk in letters.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO dead_letters (dead_letter_id, source_system, location, position, \
+               reason_code, reason, raw, observed_at) \
+             VALUES {} ON CONFLICT (dead_letter_id) DO NOTHING",
+            placeholders(chunk.len(), 8)
+        );
+        let mut statement = sqlx::query(&sql);
+        for letter in chunk {
+            statement = statement
+                .bind(&letter.dead_letter_id)
+                .bind(&letter.source_system)
+                .bind(&letter.location)
+                .bind(&letter.position)
+                .bind(&letter.reason_code)
+                .bind(&letter.reason)
+                .bind(&letter.raw)
+                .bind(letter.observed_at.timestamp_millis());
+        }
+        statement
+            .execute(&mut **tx)
+            .await
+            .map_err(query("store dead letters"))?;
+    }
     Ok(())
 }
 
-async fn upsert_roster_entry(
-    tx: &mut Transaction<'_, Any>,
-    envelope: &Envelope,
-    entry: &RosterEntry,
-) -> Result<(), MergerError> {
-    let statement = sqlx::query(
-        "INSERT INTO roster_entries (citizen_id, unit_code, name, unit_name, post_category, \
-           post_category_label, employment_form, hire_date, contract_start, contract_end, \
-           contract_open_ended, status, status_label, left_on, deleted, source_system, \
-           source_location, source_position, event_id, observed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-           $18, $19, $20) \
-         ON CONFLICT (citizen_id, unit_code) DO UPDATE SET name = excluded.name, \
-           unit_name = excluded.unit_name, post_category = excluded.post_category, \
-           post_category_label = excluded.post_category_label, \
-           employment_form = excluded.employment_form, hire_date = excluded.hire_date, \
-           contract_start = excluded.contract_start, contract_end = excluded.contract_end, \
-           contract_open_ended = excluded.contract_open_ended, status = excluded.status, \
-           status_label = excluded.status_label, left_on = excluded.left_on, \
-           deleted = excluded.deleted, source_system = excluded.source_system, \
-           source_location = excluded.source_location, \
-           source_position = excluded.source_position, event_id = excluded.event_id, \
-           observed_at = excluded.observed_at \
-         WHERE roster_entries.observed_at <= excluded.observed_at",
-    )
-    .bind(entry.citizen_id.as_str())
-    .bind(entry.unit_code.as_str())
-    .bind(&entry.name)
-    .bind(&entry.unit_name)
-    .bind(entry.post_category.label())
-    .bind(&entry.post_category_label)
-    .bind(&entry.employment_form)
-    .bind(date_text(entry.hire_date))
-    .bind(date_text(entry.contract_start))
-    .bind(date_text(entry.contract_end))
-    .bind(i64::from(entry.contract_open_ended))
-    .bind(entry.status.label())
-    .bind(&entry.status_label)
-    .bind(date_text(entry.left_on));
-    bind_provenance(statement, envelope)
-        .execute(&mut **tx)
-        .await
-        .map_err(query("store a roster entry"))?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn upsert_payment(
-    tx: &mut Transaction<'_, Any>,
-    envelope: &Envelope,
-    payment: &PayrollPayment,
-) -> Result<(), MergerError> {
-    let statement = sqlx::query(
-        "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, name, unit_name, \
-           gross_cents, net_cents, fund_source, deleted, source_system, source_location, \
-           source_position, event_id, observed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (citizen_id, unit_code, pay_month) DO UPDATE SET name = excluded.name, \
-           unit_name = excluded.unit_name, gross_cents = excluded.gross_cents, \
-           net_cents = excluded.net_cents, fund_source = excluded.fund_source, \
-           deleted = excluded.deleted, source_system = excluded.source_system, \
-           source_location = excluded.source_location, \
-           source_position = excluded.source_position, event_id = excluded.event_id, \
-           observed_at = excluded.observed_at \
-         WHERE payroll_payments.observed_at <= excluded.observed_at",
-    )
-    .bind(payment.citizen_id.as_str())
-    .bind(payment.unit_code.as_str())
-    .bind(i64::from(payment.month.as_number()))
-    .bind(&payment.name)
-    .bind(&payment.unit_name)
-    .bind(cents(payment.gross)?)
-    .bind(cents(payment.net)?)
-    .bind(&payment.fund_source);
-    bind_provenance(statement, envelope)
-        .execute(&mut **tx)
-        .await
-        .map_err(query("store a payroll payment"))?;
-    Ok(())
-}
-
-async fn insert_dead_letter(
-    tx: &mut Transaction<'_, Any>,
-    letter: &DeadLetter,
-) -> Result<(), MergerError> {
-    sqlx::query(
-        "INSERT INTO dead_letters (dead_letter_id, source_system, location, position, \
-           reason_code, reason, raw, observed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dead_letter_id) DO NOTHING",
-    )
-    .bind(&letter.dead_letter_id)
-    .bind(&letter.source_system)
-    .bind(&letter.location)
-    .bind(&letter.position)
-    .bind(&letter.reason_code)
-    .bind(&letter.reason)
-    .bind(&letter.raw)
-    .bind(letter.observed_at.timestamp_millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(query("store a dead letter"))?;
-    Ok(())
+    #[test]
+    fn placeholders_number_every_row_and_column() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }
