@@ -74,6 +74,8 @@ pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
     }
     Ok(if report.has_failures() {
         ExitCode::from(2)
+    } else if report.total().rejected > 0 {
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
