@@ -20,7 +20,12 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_runs_the_hub_from_a_data_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::open(dir.path()).unwrap();
+    let data = DataDir::create(dir.path()).unwrap();
+    let mode = std::fs::metadata(dir.path()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o077,
+        0
+    );
     let broker_port = free_port();
     let gateway_port = free_port();
     let args = UpArgs {

@@ -43,14 +43,26 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// The directory, created if missing.
-    pub fn open(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root)
-            .with_context(|| format!("creating data directory {}", root.display()))?;
+    /// The directory, created if missing and readable only by its owner:
+    /// the store and the broker's files hold ID numbers and pay.
+    pub fn create(root: &Path) -> Result<Self> {
         fs::create_dir_all(root.join("logs"))
-            .with_context(|| format!("creating {}", root.join("logs").display()))?;
+            .with_context(|| format!("creating data directory {}", root.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {} to its owner", root.display()))?;
+        }
+        Ok(Self::at(root))
+    }
+
+    /// The directory as it is, created or not: client commands read a
+    /// hub's files from it but never create it, so a mistyped path fails
+    /// instead of growing a second, empty hub directory.
+    pub fn at(root: &Path) -> Self {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        Ok(Self { root })
+        Self { root }
     }
 
     /// The directory.
@@ -85,19 +97,32 @@ impl DataDir {
         let _ = fs::remove_file(self.path("hub.json"));
     }
 
-    /// The person-key secret: from the environment, else the file in the
-    /// data directory, created with a random value on first use.
+    /// Creates the person-key secret file with a random value unless the
+    /// environment or an existing file already provides one (`up` does this).
+    pub fn ensure_key_secret(&self) -> Result<()> {
+        let path = self.path("key.secret");
+        if std::env::var_os("BLOCKHUB_KEY_SECRET").is_none() && !path.exists() {
+            write_private(&path, &random_hex(32))?;
+            tracing::info!(file = %path.display(), "Person-key secret created.");
+        }
+        Ok(())
+    }
+
+    /// The person-key secret: from BLOCKHUB_KEY_SECRET, else the hub's file
+    /// in the data directory. Never invented here: events keyed with
+    /// another secret would land in other partitions than the hub's.
     pub fn key_secret(&self) -> Result<Vec<u8>> {
         if let Ok(secret) = std::env::var("BLOCKHUB_KEY_SECRET") {
             return Ok(secret.into_bytes());
         }
         let path = self.path("key.secret");
-        if !path.exists() {
-            write_private(&path, &random_hex(32))?;
-            tracing::info!(file = %path.display(), "Person-key secret created.");
-        }
-        let secret = fs::read_to_string(&path)
-            .with_context(|| format!("reading person-key secret {}", path.display()))?;
+        let secret = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no person-key secret: set BLOCKHUB_KEY_SECRET to the deployment's secret, or \
+                 use the --data-dir of the hub ({} is missing)",
+                path.display()
+            )
+        })?;
         Ok(secret.trim().as_bytes().to_vec())
     }
 

@@ -40,8 +40,8 @@ pub struct Cli {
 /// Broker settings shared by every command that talks to Kafka.
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
-    /// Kafka bootstrap servers (host:port,...). Default: the hub in
-    /// --data-dir, else 127.0.0.1:9092.
+    /// Kafka bootstrap servers (host:port,...). Default: the broker of the
+    /// hub running with --data-dir; without one, the command refuses.
     #[arg(long, env = "BLOCKHUB_BROKERS")]
     pub brokers: Option<String>,
 
@@ -61,7 +61,8 @@ pub struct BrokerArgs {
 /// Gateway client settings.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The gateway's URL. Default: the hub in --data-dir, else http://127.0.0.1:50051.
+    /// The gateway's URL. Default: the gateway of the hub running with
+    /// --data-dir (and its operator token); without one, the command refuses.
     #[arg(long, env = "BLOCKHUB_GATEWAY")]
     pub gateway: Option<String>,
 

@@ -144,8 +144,8 @@ impl UnitDirectory {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AliasFile {
-    #[serde(default)]
     aliases: BTreeMap<String, String>,
 }
 

@@ -49,6 +49,9 @@ pub struct Layout {
     pub headers: Vec<String>,
     /// Field name and column index, for the fields found.
     pub columns: Vec<(&'static str, usize)>,
+    /// Field name and its usual header text, for messages about fields the
+    /// export lacks.
+    pub labels: Vec<(&'static str, String)>,
 }
 
 impl Layout {
@@ -62,9 +65,13 @@ impl Layout {
 
     /// The header text of a field's column, for messages.
     pub fn header_of<'s>(&'s self, field: &'s str) -> &'s str {
+        let label = || {
+            let found = self.labels.iter().find(|(name, _)| *name == field);
+            found.map_or(field, |(_, label)| label.as_str())
+        };
         self.column(field)
             .and_then(|c| self.headers.get(c))
-            .map_or(field, String::as_str)
+            .map_or_else(label, String::as_str)
     }
 }
 
@@ -164,10 +171,20 @@ fn match_fields(header_row: u64, headers: Vec<String>, fields: &[FieldSpec]) -> 
             columns.push((spec.field, column));
         }
     }
+    let labels = fields
+        .iter()
+        .map(|spec| {
+            (
+                spec.field,
+                spec.aliases.first().cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
     Layout {
         header_row,
         headers,
         columns,
+        labels,
     }
 }
 

@@ -19,7 +19,12 @@ use crate::{BrokerArgs, Cli, ClientArgs, Command};
 
 /// Runs a command.
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let data = DataDir::open(&cli.data_dir)?;
+    let data = match &cli.command {
+        Command::Up(_) | Command::Merger(_) | Command::Gateway(_) => {
+            DataDir::create(&cli.data_dir)?
+        }
+        _ => DataDir::at(&cli.data_dir),
+    };
     match cli.command {
         Command::Up(args) => up::run(&data, args).await,
         Command::Ingest(args) => ingest::run(&data, args).await,

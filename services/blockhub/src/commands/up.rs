@@ -72,7 +72,7 @@ pub async fn run_until(
         .clone()
         .unwrap_or_else(|| data.path("tokens.toml"));
     let operator_token = data.ensure_operator_token(&tokens_file)?;
-    data.key_secret()?;
+    data.ensure_key_secret()?;
 
     let embedded = match &args.broker.brokers {
         Some(_) => None,

@@ -100,7 +100,7 @@ pub enum ExportError {
         source: csv::Error,
     },
     /// The workbook could not be opened.
-    #[error("{file}: not a readable Excel workbook")]
+    #[error("{file}: not a readable Excel workbook (a CSV or other file renamed .xlsx?)")]
     Workbook {
         /// The file.
         file: String,

@@ -182,6 +182,11 @@ impl<'a> RowView<'a> {
         });
     }
 
+    /// Whether the export has a column for this field at all.
+    pub fn has_column(&self, field: &str) -> bool {
+        self.layout.column(field).is_some()
+    }
+
     /// Records a failed check that is not about a single cell's form.
     pub fn reject(&mut self, field: &str, code: &str, message: impl Into<String>) {
         self.problem(field, code, message.into());

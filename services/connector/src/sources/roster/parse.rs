@@ -30,6 +30,16 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
 
     let post_category_label = row.text("post_category").unwrap_or_default();
     let status_label = row.text("status").unwrap_or_default();
+    let status = if row.has_column("status") {
+        StaffStatus::from_label(&status_label)
+    } else {
+        // A roster without a status column lists the current holders of
+        // posts: a row is active unless it records when the person left.
+        match left_on {
+            Ok(Some(_)) => StaffStatus::Left,
+            _ => StaffStatus::Active,
+        }
+    };
     let fact = (|| {
         Some(Fact::RosterEntry(RosterEntry {
             citizen_id: citizen_id?,
@@ -43,7 +53,7 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
             contract_start: contract_start.ok()?,
             contract_end: contract_end.ok()?,
             contract_open_ended,
-            status: StaffStatus::from_label(&status_label),
+            status,
             status_label: status_label.clone(),
             left_on: left_on.ok()?,
         }))

@@ -189,6 +189,8 @@ fn c05_two_row_header_maps_contract_columns() {
     };
     assert!(padded);
     assert_eq!(entry.hire_date, None);
+    // No status column: a roster lists current holders of posts.
+    assert_eq!(entry.status, blockhub_model::StaffStatus::Active);
     assert_eq!(entry.contract_start, NaiveDate::from_ymd_opt(2022, 9, 1));
 }
 
