@@ -23,6 +23,7 @@ use tracing::{info, warn};
 #[derive(Debug, Clone, Default)]
 pub struct UnitDirectory {
     codes: BTreeMap<String, BTreeSet<CreditCode>>,
+    export_unit: Option<CreditCode>,
 }
 
 /// The outcome of looking a name up.
@@ -52,8 +53,23 @@ impl UnitDirectory {
         }
     }
 
-    /// Adds every name of another directory (configured aliases).
+    /// Names the unit an export belongs to as a whole, for rows with
+    /// neither a credit code nor a unit name: a unit's own staff list, say.
+    pub fn set_export_unit(&mut self, code: CreditCode) {
+        self.export_unit = Some(code);
+    }
+
+    /// The unit the whole export belongs to, if one was named.
+    pub fn export_unit(&self) -> Option<&CreditCode> {
+        self.export_unit.as_ref()
+    }
+
+    /// Adds every name of another directory (configured aliases), and its
+    /// export unit if it names one.
     pub fn extend(&mut self, other: &UnitDirectory) {
+        if other.export_unit.is_some() {
+            self.export_unit = other.export_unit.clone();
+        }
         for (name, codes) in &other.codes {
             self.codes
                 .entry(name.clone())

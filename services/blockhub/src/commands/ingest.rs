@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use blockhub_connector::{FileReport, IngestReport, SourceKind, UnitDirectory, ingest};
-use blockhub_model::PersonKeyer;
+use blockhub_model::{CreditCode, PersonKeyer};
 use clap::{Args, ValueEnum};
 
 use crate::BrokerArgs;
@@ -35,6 +35,11 @@ pub struct IngestArgs {
     /// The quota list already ingested is always used.
     #[arg(long, env = "BLOCKHUB_UNIT_ALIASES")]
     pub unit_aliases: Option<PathBuf>,
+    /// The credit code of the unit the whole export belongs to, for rows
+    /// that name no unit (a unit's own staff list or payroll). Rows that
+    /// do name a unit keep theirs.
+    #[arg(long)]
+    pub unit: Option<String>,
     /// Print the counts as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -54,10 +59,13 @@ pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
     };
     let settings = super::kafka_settings(data, &args.broker)?;
     let keyer = PersonKeyer::new(&data.key_secret()?).context("person-key secret")?;
-    let aliases = match &args.unit_aliases {
+    let mut aliases = match &args.unit_aliases {
         Some(path) => UnitDirectory::from_aliases_file(path)?,
         None => UnitDirectory::default(),
     };
+    if let Some(unit) = &args.unit {
+        aliases.set_export_unit(CreditCode::parse(unit).context("--unit")?);
+    }
     let report = ingest(source, &args.files, &settings, keyer, &aliases)
         .await
         .with_context(|| format!("publishing to the broker at {}", settings.brokers))?;

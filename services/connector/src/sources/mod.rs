@@ -140,7 +140,11 @@ impl<'a> RowView<'a> {
             return self.credit_code("unit_code");
         }
         let Some(name) = self.text("unit_name") else {
-            let message = "neither a credit code (统一社会信用代码) nor a unit name given";
+            if let Some(code) = self.directory.export_unit() {
+                return Some(code.clone());
+            }
+            let message = "neither a credit code (统一社会信用代码) nor a unit name given; \
+                           if the whole export is one unit's, pass --unit CODE";
             self.problem("unit_code", "UNIT_MISSING", message.into());
             return None;
         };

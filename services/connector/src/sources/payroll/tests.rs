@@ -127,3 +127,32 @@ fn payroll_with_only_gross_and_no_unit_code_is_read() {
         assert_eq!(codes, ["UNIT_MISSING"]);
     }
 }
+
+// C02 as exported, with the export's unit named for the whole file: every
+// noisy form of one ID folds to that person; the 17-digit value is refused.
+#[test]
+fn c02_noisy_ids_link_when_the_export_unit_is_named() {
+    let mut directory = crate::directory::UnitDirectory::default();
+    directory.set_export_unit(blockhub_model::CreditCode::parse("11330681830166130U").unwrap());
+    let path = case_file("C02", "payroll_noisy.csv");
+    let reader =
+        crate::reader::SourceReader::open(SourceKind::Payroll, &path, directory.into()).unwrap();
+    let outcomes: Vec<_> = reader.map(|r| r.unwrap()).collect();
+    let good = payments(&outcomes);
+    let months: Vec<String> = good
+        .iter()
+        .filter(|p| p.citizen_id.as_str() == "330106198703154214")
+        .map(|p| p.month.to_string())
+        .collect();
+    assert_eq!(
+        months,
+        ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05"]
+    );
+    assert!(
+        good.iter()
+            .any(|p| p.citizen_id.as_str() == "33010419900708105X")
+    );
+    assert_eq!(good.len(), 6);
+    assert!(matches!(outcomes[7].1, RowOutcome::Rejected { .. }));
+    assert_eq!(outcomes[7].0, 8);
+}
