@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use blockhub::commands::up::{UpArgs, run_until};
 use blockhub::config::DataDir;
-use blockhub::{BrokerArgs, ClientArgs};
+use blockhub::{BrokerArgs, ClientArgs, StoreArgs};
 use blockhub_connector::{SourceKind, ingest};
 use blockhub_gateway::proto::LookupRequest;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
@@ -29,7 +29,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
     let broker_port = free_port();
     let gateway_port = free_port();
     let args = UpArgs {
-        database_url: None,
+        store: StoreArgs { database_url: None },
         listen: format!("127.0.0.1:{gateway_port}"),
         broker_port,
         tansu: None,

@@ -135,15 +135,11 @@ async fn sample_county_end_to_end(backend: Backend) {
             .await
             .unwrap()
             .into_inner();
-        let employers: Vec<&str> = reply
-            .posts
-            .iter()
-            .filter(|post| post.status == "在职")
-            .map(|post| post.unit_code.as_str())
-            .collect();
+        // What `blockhub lookup --json` prints for the person.
+        let printed = blockhub::commands::lookup::reply_json(&reply);
         assert_eq!(
-            employers,
-            vec![expected["employer"].as_str().unwrap()],
+            printed["employers"],
+            serde_json::json!([expected["employer"]]),
             "{id}"
         );
         let payment = reply.latest_payment.expect("a payment");

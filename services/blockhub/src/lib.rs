@@ -58,6 +58,24 @@ pub struct BrokerArgs {
     pub replication: i32,
 }
 
+/// Where the store is, for every command that opens it.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store: postgres://user@host/db for PostgreSQL, or sqlite://FILE.
+    /// Default: the SQLite store in --data-dir.
+    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store URL to open.
+    pub fn url(&self, data: &config::DataDir) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| data.store_url())
+    }
+}
+
 /// Gateway client settings.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {

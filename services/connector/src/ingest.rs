@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use blockhub_model::fold::fold_identifier;
 use blockhub_model::{
-    DeadLetter, Envelope, Event, KafkaSettings, Operation, PersonKeyer, mask_id_text,
+    DeadLetter, Envelope, Event, KafkaSettings, Operation, PersonKeyer, error_chain, mask_id_text,
     mask_ids_in_text,
 };
 use chrono::Utc;
@@ -278,22 +278,6 @@ async fn file_failed(
     publisher.dead_letter(&letter).await?;
     report.error = Some(reason);
     Ok(report)
-}
-
-/// An error and its causes in one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // Libraries often repeat their cause in their own message.
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The row as text with the ID column masked whatever its form, and any

@@ -10,7 +10,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use blockhub_model::{
-    DeadLetter, DeadLetterSink, EventKind, KafkaSettings, SchemaRegistry, mask_ids_in_text,
+    DeadLetter, DeadLetterSink, EventKind, KafkaSettings, SchemaRegistry, error_chain,
+    mask_ids_in_text,
 };
 use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -266,18 +267,6 @@ fn decode(message: &BorrowedMessage<'_>) -> Delivered {
         offset,
         item,
     }
-}
-
-/// An error and its causes in one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The printable part of a payload, ID numbers masked, at most 512 chars.

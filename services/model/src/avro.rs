@@ -841,19 +841,7 @@ mod payroll_tests {
 
     #[test]
     fn payroll_event_round_trips() {
-        let event = Event {
-            envelope: Envelope::for_file_row("finance.payroll", "p.csv", 2, Operation::Upsert),
-            fact: Fact::PayrollPayment(PayrollPayment {
-                citizen_id: CitizenId::parse("330106198703154214").unwrap(),
-                name: "林晓雯".into(),
-                unit_code: CreditCode::parse("11330681830166130U").unwrap(),
-                unit_name: "诸暨市教育体育局".into(),
-                month: Month::parse("2026-11").unwrap(),
-                gross: Some("4959.54".parse().unwrap()),
-                net: Some("-4066.82".parse().unwrap()),
-                fund_source: "自有资金".into(),
-            }),
-        };
+        let event = payroll_event();
         let registry = SchemaRegistry::get().unwrap();
         let message = registry.encode_event(&event).unwrap();
         let decoded = registry.decode_event(&message);

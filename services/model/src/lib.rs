@@ -9,6 +9,7 @@ pub mod avro;
 pub mod citizen_id;
 pub mod credit_code;
 pub mod date;
+pub mod error_text;
 pub mod event;
 pub mod fold;
 pub mod kafka;
@@ -20,6 +21,7 @@ pub use avro::{AvroError, SchemaRegistry};
 pub use citizen_id::{CitizenId, CitizenIdError, mask_id_text, mask_ids_in_text};
 pub use credit_code::{CreditCode, CreditCodeError};
 pub use date::{DateError, ExcelEpoch, from_excel_serial, parse_date};
+pub use error_text::error_chain;
 pub use event::{
     DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment, PostCategory,
     RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use blockhub_merger::Store;
 use clap::Args;
 
+use crate::StoreArgs;
 use crate::config::DataDir;
 
 /// Flags of `dead-letters`.
@@ -20,17 +21,14 @@ pub struct DeadLettersArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
-    /// The store to read. Default: the SQLite store in --data-dir.
-    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Runs `dead-letters`.
 pub async fn run(data: &DataDir, args: DeadLettersArgs) -> Result<ExitCode> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| data.store_url());
+    let url = args.store.url(data);
     let store = Store::open(&url).await.context("opening the store")?;
     let letters = store
         .dead_letters(args.source.as_deref(), args.limit)

@@ -8,15 +8,15 @@ use blockhub_gateway::{BoundGateway, TokenRegistry};
 use blockhub_merger::Store;
 use clap::Args;
 
+use crate::StoreArgs;
 use crate::config::{DEFAULT_GATEWAY_LISTEN, DataDir};
 
 /// Flags of `gateway`.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// The store to read: postgres://user@host/db, or sqlite://FILE.
-    /// Default: the SQLite store in --data-dir.
-    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Address to listen on.
     #[arg(long, env = "BLOCKHUB_LISTEN", default_value = DEFAULT_GATEWAY_LISTEN)]
     pub listen: String,
@@ -27,10 +27,7 @@ pub struct GatewayArgs {
 
 /// Runs `gateway` until stopped.
 pub async fn run(data: &DataDir, args: GatewayArgs) -> Result<ExitCode> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| data.store_url());
+    let url = args.store.url(data);
     let tokens_file = args.tokens_file.unwrap_or_else(|| data.path("tokens.toml"));
     let tokens = TokenRegistry::load(&tokens_file).context("loading gateway tokens")?;
     let store = Store::open(&url).await.context("opening the store")?;

@@ -7,15 +7,15 @@ use blockhub_merger::{MergerConfig, Store};
 use clap::Args;
 
 use crate::BrokerArgs;
+use crate::StoreArgs;
 use crate::config::DataDir;
 
 /// Flags of `merger`.
 #[derive(Debug, Args)]
 pub struct MergerArgs {
-    /// The store: postgres://user@host/db, or sqlite://FILE. Default: the
-    /// SQLite store in --data-dir.
-    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The consumer group; mergers sharing it split the partitions.
     #[arg(long, env = "BLOCKHUB_MERGER_GROUP", default_value = "blockhub-merger")]
     pub group: String,
@@ -26,10 +26,7 @@ pub struct MergerArgs {
 
 /// Runs `merger` until stopped.
 pub async fn run(data: &DataDir, args: MergerArgs) -> Result<ExitCode> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| data.store_url());
+    let url = args.store.url(data);
     let store = Store::open(&url).await.context("opening the store")?;
     let mut config = MergerConfig::new(super::kafka_settings(data, &args.broker)?);
     config.group = args.group;

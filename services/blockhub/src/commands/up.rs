@@ -16,16 +16,16 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::BrokerArgs;
+use crate::StoreArgs;
 use crate::broker::EmbeddedBroker;
 use crate::config::{DEFAULT_BROKER_PORT, DEFAULT_GATEWAY_LISTEN, DataDir, HubFile};
 
 /// Flags of `up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// The store: postgres://user@host/db for PostgreSQL. Default: SQLite
-    /// in --data-dir.
-    #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The gateway's address.
     #[arg(long, env = "BLOCKHUB_LISTEN", default_value = DEFAULT_GATEWAY_LISTEN)]
     pub listen: String,
@@ -110,10 +110,7 @@ async fn serve(
     operator_token: &std::path::Path,
     embedded: Option<&EmbeddedBroker>,
 ) -> Result<ExitCode> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| data.store_url());
+    let url = args.store.url(data);
     let store = Store::open(&url).await.context("opening the store")?;
     let tokens = TokenRegistry::load(tokens_file).context("loading gateway tokens")?;
     let gateway = BoundGateway::bind(&args.listen, store.clone(), tokens).await?;
