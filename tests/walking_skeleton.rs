@@ -154,6 +154,25 @@ async fn sample_county_end_to_end(backend: Backend) {
     }
     assert_eq!(checked, 31);
 
+    // People paid but not on that unit's roster still show a name and the
+    // paying unit's name, from the payroll or else the quota list.
+    let alerts = std::fs::read_to_string(sample("truth/alerts.jsonl")).unwrap();
+    for line in alerts
+        .lines()
+        .filter(|line| line.contains("PAID_NOT_ON_ROSTER"))
+    {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = alert["id"].as_str().unwrap();
+        let reply = client
+            .lookup(authorised(id, Some(COURT_TOKEN)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!reply.name.is_empty(), "{id}");
+        let payment = reply.latest_payment.expect("paid people have a payment");
+        assert!(!payment.unit_name.is_empty(), "{id}");
+    }
+
     // Callers without a known token are refused before anything is read.
     let id = "330681197307092819";
     let missing = client.lookup(authorised(id, None)).await.unwrap_err();

@@ -170,7 +170,10 @@ async fn ingest_file(
             Ok(next) => next,
             Err(error) => {
                 progress.finish();
-                let position = format!("after row {}", report.rows_read);
+                let position = match report.rows_read {
+                    0 => "file".to_string(),
+                    rows => format!("after row {rows}"),
+                };
                 return file_failed(publisher, source, &file_name, &position, report, error).await;
             }
         };

@@ -94,9 +94,11 @@ impl PersonLookup for LookupService {
             ));
         }
 
+        // The roster's spelling of the name, else the payroll's.
         let name = entries
             .first()
             .map(|entry| entry.name.clone())
+            .or_else(|| latest.as_ref().map(|payment| payment.name.clone()))
             .unwrap_or_default();
         Ok(Response::new(LookupReply {
             citizen_id_masked: id.masked(),

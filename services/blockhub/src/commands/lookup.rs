@@ -122,12 +122,13 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
         .map(|post| post.unit_code.as_str())
         .collect();
     let payment = reply.latest_payment.as_ref().map(|p| {
-        json!({"month": p.month, "unit_code": p.unit_code, "unit_name": p.unit_name,
-               "gross": p.gross, "net": p.net})
+        json!({"month": p.month, "unit_code": p.unit_code,
+               "unit_name": empty_to_null(&p.unit_name),
+               "gross": empty_to_null(&p.gross), "net": empty_to_null(&p.net)})
     });
     json!({
         "id": reply.citizen_id_masked,
-        "name": reply.name,
+        "name": empty_to_null(&reply.name),
         "employers": employers,
         "posts": posts,
         "latest_payment": payment,

@@ -67,6 +67,13 @@ pub async fn run_until(
             hub.pid
         );
     }
+    // Everything the hub and its broker write holds personal data: keep
+    // new files private to the operator, whatever the shell's umask.
+    #[cfg(unix)]
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let tokens_file = args
         .tokens_file
         .clone()

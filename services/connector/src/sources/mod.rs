@@ -89,11 +89,19 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// The code of the first problem.
-    pub fn code(&self) -> &str {
-        self.problems
-            .first()
-            .map_or("ROW_INVALID", |p| p.code.as_str())
+    /// The codes of every problem, in order, joined by commas.
+    pub fn code(&self) -> String {
+        let mut codes: Vec<&str> = Vec::new();
+        for problem in &self.problems {
+            if !codes.contains(&problem.code.as_str()) {
+                codes.push(&problem.code);
+            }
+        }
+        if codes.is_empty() {
+            "ROW_INVALID".into()
+        } else {
+            codes.join(",")
+        }
     }
 
     /// All problems in one line.

@@ -47,7 +47,9 @@ pub struct StoredPayment {
     pub month: Month,
     /// The paying unit's credit code.
     pub unit_code: String,
-    /// The paying unit's name on the payroll.
+    /// The person's name on the payroll.
+    pub name: String,
+    /// The paying unit's name on the payroll, else in the quota list.
     pub unit_name: String,
     /// 应发工资, when the payroll gave it.
     pub gross: Option<Decimal>,
@@ -88,6 +90,7 @@ struct DeadLetterRow {
 struct PaymentRow {
     pay_month: i64,
     unit_code: String,
+    name: String,
     unit_name: String,
     gross_cents: Option<i64>,
     net_cents: Option<i64>,
@@ -169,9 +172,13 @@ impl Store {
         id: &CitizenId,
     ) -> Result<Option<StoredPayment>, MergerError> {
         let row: Option<PaymentRow> = sqlx::query_as(
-            "SELECT pay_month, unit_code, unit_name, gross_cents, net_cents \
-             FROM payroll_payments WHERE citizen_id = $1 AND deleted = 0 \
-             ORDER BY pay_month DESC, COALESCE(net_cents, gross_cents, 0) DESC, unit_code \
+            "SELECT p.pay_month, p.unit_code, p.name, \
+               COALESCE(NULLIF(p.unit_name, ''), u.unit_name, '') AS unit_name, \
+               p.gross_cents, p.net_cents \
+             FROM payroll_payments p LEFT JOIN units u ON u.unit_code = p.unit_code \
+             WHERE p.citizen_id = $1 AND p.deleted = 0 \
+             ORDER BY p.pay_month DESC, COALESCE(p.net_cents, p.gross_cents, 0) DESC, \
+               p.unit_code \
              LIMIT 1",
         )
         .bind(id.as_str())
@@ -186,6 +193,7 @@ impl Store {
             Ok(StoredPayment {
                 month,
                 unit_code: row.unit_code,
+                name: row.name,
                 unit_name: row.unit_name,
                 gross: row.gross_cents.map(|cents| Decimal::new(cents, 2)),
                 net: row.net_cents.map(|cents| Decimal::new(cents, 2)),
