@@ -162,7 +162,8 @@ async fn main() -> Result<()> {
     let broker = TestBroker::start().await;
     println!("persons {} payments {rows}", args.persons);
     println!(
-        "| backend | direct rows/s | publish rows/s | merger rows/s | merger / direct | merger peak RSS MiB |"
+        "| backend | direct rows/s | publish rows/s | merger rows/s | merger / direct \
+         | merger peak RSS MiB |"
     );
     println!("|---|---|---|---|---|---|");
     for (name, backend) in backends {

@@ -87,7 +87,8 @@ impl PersonLookup for LookupService {
             .latest_payment_of(&id)
             .await
             .map_err(GatewayError::from)?;
-        info!(%department, person = %id, posts = entries.len(), paid = latest.is_some(), "Look-up answered.");
+        let (posts, paid) = (entries.len(), latest.is_some());
+        info!(%department, person = %id, posts, paid, "Look-up answered.");
         if entries.is_empty() && latest.is_none() {
             return Err(Status::not_found(
                 "no roster entry or payment names that ID",

@@ -161,7 +161,7 @@ async fn apply_with_retry(
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
             Err(error) => {
-                error!(%error, "Batch could not be stored; the merger stops so nothing is skipped.");
+                error!(%error, "Batch could not be stored; merger stops so nothing is skipped.");
                 return Err(error);
             }
         }
