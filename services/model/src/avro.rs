@@ -25,7 +25,7 @@ use crate::{CitizenId, CreditCode, Month};
 const MARKER: [u8; 2] = [0xC3, 0x01];
 
 /// Every schema version the code knows, oldest first within a kind.
-const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
+pub(crate) const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
     (
         EventKind::UnitQuota,
         1,

@@ -7,6 +7,7 @@
 
 pub mod avro;
 pub mod citizen_id;
+pub mod compat;
 pub mod credit_code;
 pub mod date;
 pub mod error_text;
