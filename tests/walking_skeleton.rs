@@ -37,6 +37,11 @@ async fn ingest_sample_county(settings: &KafkaSettings) -> BTreeMap<&'static str
             vec![sample("staffing/roster.xlsx")],
         ),
         ("payroll", SourceKind::Payroll, payroll.to_vec()),
+        (
+            "contributions",
+            SourceKind::Contributions,
+            vec![sample("social_security/contributions.csv")],
+        ),
     ] {
         let report = ingest(source, &files, settings, test_keyer(), &Default::default())
             .await
@@ -101,6 +106,10 @@ async fn sample_county_end_to_end(backend: Backend) {
     let (units, roster, payments, dead_letters) = store.counts().await.unwrap();
     assert_eq!((units, roster, payments, dead_letters), (20, 1603, 4777, 3));
     let snapshot = store.content_snapshot().await.unwrap();
+    // Contributions keyed with legacy 15-digit IDs land on 18-digit keys.
+    assert_eq!(reports["contributions"].total().published, 4636);
+    assert_eq!(snapshot.contributions.len(), 4636);
+    assert!(snapshot.contributions.iter().all(|c| c.0.len() == 18));
     let truth = std::fs::read_to_string(sample("truth/invalid_rows.jsonl")).unwrap();
     for line in truth.lines() {
         let invalid: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -117,7 +117,9 @@ pub async fn ingest(
     let mut publisher = Publisher::connect(settings, keyer).await?;
     let mut directory = match source {
         SourceKind::Quota => UnitDirectory::default(),
-        SourceKind::Roster | SourceKind::Payroll => UnitDirectory::from_topic(settings).await?,
+        SourceKind::Roster | SourceKind::Payroll | SourceKind::Contributions => {
+            UnitDirectory::from_topic(settings).await?
+        }
     };
     directory.extend(aliases);
     let directory = Arc::new(directory);

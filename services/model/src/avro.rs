@@ -17,8 +17,8 @@ use rust_decimal::Decimal;
 
 use crate::date::{from_epoch_days, to_epoch_days};
 use crate::event::{
-    DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment, PostCategory,
-    RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
+    Contribution, DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment,
+    PostCategory, RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
 };
 use crate::{CitizenId, CreditCode, Month};
 
@@ -40,6 +40,11 @@ pub(crate) const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
         EventKind::PayrollPayment,
         1,
         include_str!("../../../schemas/payroll_payment.v1.avsc"),
+    ),
+    (
+        EventKind::Contribution,
+        1,
+        include_str!("../../../schemas/contribution.v1.avsc"),
     ),
     (
         EventKind::DeadLetter,
@@ -225,6 +230,7 @@ impl SchemaRegistry {
             Fact::UnitQuota(quota) => fields.extend(unit_quota_fields(quota)),
             Fact::RosterEntry(entry) => fields.extend(roster_entry_fields(entry)),
             Fact::PayrollPayment(payment) => fields.extend(payroll_payment_fields(payment)),
+            Fact::Contribution(contribution) => fields.extend(contribution_fields(contribution)),
         }
         self.encode_value(event.kind(), Value::Record(fields))
     }
@@ -238,6 +244,7 @@ impl SchemaRegistry {
             EventKind::UnitQuota => Fact::UnitQuota(unit_quota_from(&record)?),
             EventKind::RosterEntry => Fact::RosterEntry(roster_entry_from(&record)?),
             EventKind::PayrollPayment => Fact::PayrollPayment(payroll_payment_from(&record)?),
+            EventKind::Contribution => Fact::Contribution(contribution_from(&record)?),
             EventKind::DeadLetter => {
                 return Err(AvroError::WrongKind {
                     expected: EventKind::RosterEntry,
@@ -520,6 +527,52 @@ fn payroll_payment_from(record: &Record) -> Result<PayrollPayment, AvroError> {
         gross: record.optional_decimal("gross")?,
         net: record.optional_decimal("net")?,
         fund_source: record.string("fund_source")?,
+    })
+}
+
+fn contribution_fields(contribution: &Contribution) -> Vec<(String, Value)> {
+    vec![
+        (
+            "citizen_id".into(),
+            Value::String(contribution.citizen_id.as_str().to_string()),
+        ),
+        ("name".into(), Value::String(contribution.name.clone())),
+        (
+            "unit_code".into(),
+            Value::String(contribution.unit_code.as_str().to_string()),
+        ),
+        (
+            "unit_name".into(),
+            Value::String(contribution.unit_name.clone()),
+        ),
+        (
+            "insurance_type".into(),
+            Value::String(contribution.insurance_type.clone()),
+        ),
+        (
+            "insured_status".into(),
+            Value::String(contribution.insured_status.clone()),
+        ),
+        (
+            "contribution_month".into(),
+            Value::Int(contribution.month.as_number()),
+        ),
+    ]
+}
+
+fn contribution_from(record: &Record) -> Result<Contribution, AvroError> {
+    let month_number = record.int("contribution_month")?;
+    Ok(Contribution {
+        citizen_id: record.citizen_id("citizen_id")?,
+        name: record.string("name")?,
+        unit_code: record.credit_code("unit_code")?,
+        unit_name: record.string("unit_name")?,
+        insurance_type: record.string("insurance_type")?,
+        insured_status: record.string("insured_status")?,
+        month: Month::from_number(month_number).ok_or_else(|| AvroError::Field {
+            field: "contribution_month",
+            reason: format!("{month_number} is not a YYYYMM month"),
+        })?,
     })
 }
 

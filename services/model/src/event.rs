@@ -236,6 +236,25 @@ pub struct PayrollPayment {
     pub fund_source: String,
 }
 
+/// One month of one person's social-insurance contribution through a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The insured person.
+    pub citizen_id: CitizenId,
+    /// The name on the contribution record.
+    pub name: String,
+    /// The insured unit (参保单位).
+    pub unit_code: CreditCode,
+    /// The unit's name on the record.
+    pub unit_name: String,
+    /// 险种 as exported.
+    pub insurance_type: String,
+    /// 参保状态 as exported.
+    pub insured_status: String,
+    /// The month contributed for.
+    pub month: Month,
+}
+
 /// A row or event that could not be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -281,6 +300,8 @@ pub enum Fact {
     RosterEntry(RosterEntry),
     /// A payroll row.
     PayrollPayment(PayrollPayment),
+    /// A social-insurance contribution row.
+    Contribution(Contribution),
 }
 
 /// An envelope and its fact.
@@ -299,6 +320,7 @@ impl Event {
             Fact::UnitQuota(_) => None,
             Fact::RosterEntry(entry) => Some(&entry.citizen_id),
             Fact::PayrollPayment(payment) => Some(&payment.citizen_id),
+            Fact::Contribution(contribution) => Some(&contribution.citizen_id),
         }
     }
 
@@ -308,6 +330,7 @@ impl Event {
             Fact::UnitQuota(_) => EventKind::UnitQuota,
             Fact::RosterEntry(_) => EventKind::RosterEntry,
             Fact::PayrollPayment(_) => EventKind::PayrollPayment,
+            Fact::Contribution(_) => EventKind::Contribution,
         }
     }
 }
@@ -321,16 +344,19 @@ pub enum EventKind {
     RosterEntry,
     /// Payroll rows from the finance bureau.
     PayrollPayment,
+    /// Contributions from the social-security bureau.
+    Contribution,
     /// Rejected rows and events.
     DeadLetter,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         Self::UnitQuota,
         Self::RosterEntry,
         Self::PayrollPayment,
+        Self::Contribution,
         Self::DeadLetter,
     ];
 
@@ -340,6 +366,7 @@ impl EventKind {
             Self::UnitQuota => "staffing.unit-quota",
             Self::RosterEntry => "staffing.roster",
             Self::PayrollPayment => "finance.payroll",
+            Self::Contribution => "social-security.contributions",
             Self::DeadLetter => "dead-letters",
         }
     }

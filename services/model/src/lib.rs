@@ -24,8 +24,8 @@ pub use credit_code::{CreditCode, CreditCodeError};
 pub use date::{DateError, ExcelEpoch, from_excel_serial, parse_date};
 pub use error_text::error_chain;
 pub use event::{
-    DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment, PostCategory,
-    RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
+    Contribution, DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment,
+    PostCategory, RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
 };
 pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings};
 pub use key::PersonKeyer;

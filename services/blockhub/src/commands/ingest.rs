@@ -20,6 +20,8 @@ pub enum SourceName {
     Roster,
     /// The finance bureau's monthly payroll.
     Payroll,
+    /// The social-security bureau's monthly contributions.
+    Contributions,
 }
 
 /// Flags of `ingest`.
@@ -56,6 +58,7 @@ pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
         SourceName::Quota => SourceKind::Quota,
         SourceName::Roster => SourceKind::Roster,
         SourceName::Payroll => SourceKind::Payroll,
+        SourceName::Contributions => SourceKind::Contributions,
     };
     let settings = super::kafka_settings(data, &args.broker)?;
     let keyer = PersonKeyer::new(&data.key_secret()?).context("person-key secret")?;

@@ -2,6 +2,7 @@
 //! it reads and the header texts that name them), `parse` (one row to one
 //! fact, or a rejection with every reason) and `tests`.
 
+pub mod contributions;
 pub mod payroll;
 pub mod quota;
 pub mod roster;
@@ -39,6 +40,8 @@ pub enum SourceKind {
     Roster,
     /// Monthly payroll from the finance bureau.
     Payroll,
+    /// Monthly contributions from the social-security bureau.
+    Contributions,
 }
 
 impl SourceKind {
@@ -48,6 +51,7 @@ impl SourceKind {
             Self::Quota => "staffing.quota",
             Self::Roster => "staffing.roster",
             Self::Payroll => "finance.payroll",
+            Self::Contributions => "social_security.contributions",
         }
     }
 
@@ -57,6 +61,7 @@ impl SourceKind {
             Self::Quota => quota::mapping::fields(),
             Self::Roster => roster::mapping::fields(),
             Self::Payroll => payroll::mapping::fields(),
+            Self::Contributions => contributions::mapping::fields(),
         }
     }
 
@@ -66,6 +71,7 @@ impl SourceKind {
             Self::Quota => quota::parse::parse(row),
             Self::Roster => roster::parse::parse(row),
             Self::Payroll => payroll::parse::parse(row),
+            Self::Contributions => contributions::parse::parse(row),
         }
     }
 }

@@ -17,7 +17,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use blockhub_model::{
-    DeadLetter, Envelope, Event, Fact, Operation, PayrollPayment, RosterEntry, UnitQuota,
+    Contribution, DeadLetter, Envelope, Event, Fact, Operation, PayrollPayment, RosterEntry,
+    UnitQuota,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -314,7 +315,11 @@ struct FactBatch<'a> {
     units: BTreeMap<&'a str, (&'a Envelope, &'a UnitQuota)>,
     roster: BTreeMap<(&'a str, &'a str), (&'a Envelope, &'a RosterEntry)>,
     payments: BTreeMap<(&'a str, &'a str, i32), (&'a Envelope, &'a PayrollPayment)>,
+    contributions: BTreeMap<ContributionKey<'a>, (&'a Envelope, &'a Contribution)>,
 }
+
+/// Person, unit, month and insurance type.
+type ContributionKey<'a> = (&'a str, &'a str, i32, &'a str);
 
 /// Whether `incoming` replaces `current` when applied after it: the
 /// store's guard (observed_at <= excluded.observed_at) in miniature.
@@ -358,6 +363,21 @@ impl<'a> FactBatch<'a> {
                     .is_none_or(|(current, _)| supersedes(current, envelope));
                 if replace {
                     self.payments.insert(key, (envelope, payment));
+                }
+            }
+            Fact::Contribution(contribution) => {
+                let key = (
+                    contribution.citizen_id.as_str(),
+                    contribution.unit_code.as_str(),
+                    contribution.month.as_number(),
+                    contribution.insurance_type.as_str(),
+                );
+                let replace = self
+                    .contributions
+                    .get(&key)
+                    .is_none_or(|(current, _)| supersedes(current, envelope));
+                if replace {
+                    self.contributions.insert(key, (envelope, contribution));
                 }
             }
         }
@@ -410,6 +430,22 @@ impl<'a> FactBatch<'a> {
                 .execute(&mut **tx)
                 .await
                 .map_err(query("store payroll payments"))?;
+        }
+
+        let contributions: Vec<_> = self.contributions.values().collect();
+        for chunk in contributions.chunks(rows) {
+            let sql = format!(
+                "{CONTRIBUTION_INSERT} VALUES {} {CONTRIBUTION_CONFLICT}",
+                placeholders(chunk.len(), 13)
+            );
+            let mut statement = sqlx::query(&sql);
+            for (envelope, contribution) in chunk {
+                statement = bind_contribution(statement, contribution, envelope);
+            }
+            statement
+                .execute(&mut **tx)
+                .await
+                .map_err(query("store contributions"))?;
         }
         Ok(())
     }
@@ -526,6 +562,33 @@ fn bind_payment<'q>(
         .bind(cents(payment.net)?)
         .bind(&payment.fund_source);
     Ok(bind_provenance(statement, envelope))
+}
+
+const CONTRIBUTION_INSERT: &str = "INSERT INTO contributions (citizen_id, unit_code, \
+    contribution_month, insurance_type, name, unit_name, insured_status, deleted, \
+    source_system, source_location, source_position, event_id, observed_at)";
+const CONTRIBUTION_CONFLICT: &str = "ON CONFLICT (citizen_id, unit_code, contribution_month, \
+    insurance_type) DO UPDATE SET name = excluded.name, unit_name = excluded.unit_name, \
+    insured_status = excluded.insured_status, deleted = excluded.deleted, \
+    source_system = excluded.source_system, source_location = excluded.source_location, \
+    source_position = excluded.source_position, event_id = excluded.event_id, \
+    observed_at = excluded.observed_at \
+    WHERE contributions.observed_at <= excluded.observed_at";
+
+fn bind_contribution<'q>(
+    statement: AnyQuery<'q>,
+    contribution: &'q Contribution,
+    envelope: &'q Envelope,
+) -> AnyQuery<'q> {
+    let statement = statement
+        .bind(contribution.citizen_id.as_str())
+        .bind(contribution.unit_code.as_str())
+        .bind(i64::from(contribution.month.as_number()))
+        .bind(&contribution.insurance_type)
+        .bind(&contribution.name)
+        .bind(&contribution.unit_name)
+        .bind(&contribution.insured_status);
+    bind_provenance(statement, envelope)
 }
 
 async fn insert_dead_letters(

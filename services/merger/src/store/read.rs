@@ -123,6 +123,8 @@ pub struct ContentSnapshot {
     pub roster: Vec<Vec<Option<String>>>,
     /// Payments: person, unit, month, gross and net cents, deleted.
     pub payments: Vec<PaymentSnapshot>,
+    /// Contributions: person, unit, month, insurance type, deleted.
+    pub contributions: Vec<(String, String, i64, String, i64)>,
     /// Dead letters: source, location, position, code.
     pub dead_letters: Vec<(String, String, String, String)>,
 }
@@ -296,6 +298,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("read payments"))?;
+        let contributions = sqlx::query_as(
+            "SELECT citizen_id, unit_code, contribution_month, insurance_type, deleted \
+             FROM contributions \
+             ORDER BY citizen_id, unit_code, contribution_month, insurance_type",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read contributions"))?;
         let dead_letters = sqlx::query_as(
             "SELECT source_system, location, position, reason_code FROM dead_letters \
              ORDER BY source_system, location, position, reason_code",
@@ -307,6 +317,7 @@ impl Store {
             units,
             roster,
             payments,
+            contributions,
             dead_letters,
         })
     }
