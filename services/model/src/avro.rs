@@ -893,6 +893,28 @@ mod payroll_tests {
     }
 
     #[test]
+    fn contribution_event_round_trips_with_a_legacy_id() {
+        let event = Event {
+            envelope: Envelope::for_file_row("social_security", "c.csv", 2, Operation::Upsert),
+            fact: Fact::Contribution(Contribution {
+                citizen_id: CitizenId::parse("330681710702527").unwrap(),
+                name: "吴晓".into(),
+                unit_code: CreditCode::parse("11330681830166130U").unwrap(),
+                unit_name: "诸暨市教育体育局".into(),
+                insurance_type: "企业职工基本养老保险".into(),
+                insured_status: "参保缴费".into(),
+                month: Month::parse("2026-09").unwrap(),
+            }),
+        };
+        let registry = SchemaRegistry::get().unwrap();
+        let decoded = registry
+            .decode_event(&registry.encode_event(&event).unwrap())
+            .unwrap();
+        assert_eq!(decoded, event);
+        assert_eq!(event.person().unwrap().as_str(), "330681197107025275");
+    }
+
+    #[test]
     fn payroll_event_round_trips() {
         let event = payroll_event();
         let registry = SchemaRegistry::get().unwrap();
