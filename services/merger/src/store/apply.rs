@@ -384,71 +384,79 @@ impl<'a> FactBatch<'a> {
     }
 
     async fn write(&self, tx: &mut Transaction<'_, Any>, rows: usize) -> Result<(), MergerError> {
-        let units: Vec<_> = self.units.values().collect();
-        for chunk in units.chunks(rows) {
-            let sql = format!(
-                "{UNIT_INSERT} VALUES {} {UNIT_CONFLICT}",
-                placeholders(chunk.len(), 11)
-            );
-            let mut statement = sqlx::query(&sql);
-            for (envelope, quota) in chunk {
-                statement = bind_unit(statement, quota, envelope);
-            }
-            statement
-                .execute(&mut **tx)
-                .await
-                .map_err(query("store unit quotas"))?;
-        }
-
-        let roster: Vec<_> = self.roster.values().collect();
-        for chunk in roster.chunks(rows) {
-            let sql = format!(
-                "{ROSTER_INSERT} VALUES {} {ROSTER_CONFLICT}",
-                placeholders(chunk.len(), 20)
-            );
-            let mut statement = sqlx::query(&sql);
-            for (envelope, entry) in chunk {
-                statement = bind_roster_entry(statement, entry, envelope);
-            }
-            statement
-                .execute(&mut **tx)
-                .await
-                .map_err(query("store roster entries"))?;
-        }
-
-        let payments: Vec<_> = self.payments.values().collect();
-        for chunk in payments.chunks(rows) {
-            let sql = format!(
-                "{PAYMENT_INSERT} VALUES {} {PAYMENT_CONFLICT}",
-                placeholders(chunk.len(), 14)
-            );
-            let mut statement = sqlx::query(&sql);
-            for (envelope, payment) in chunk {
-                statement = bind_payment(statement, payment, envelope)?;
-            }
-            statement
-                .execute(&mut **tx)
-                .await
-                .map_err(query("store payroll payments"))?;
-        }
-
-        let contributions: Vec<_> = self.contributions.values().collect();
-        for chunk in contributions.chunks(rows) {
-            let sql = format!(
-                "{CONTRIBUTION_INSERT} VALUES {} {CONTRIBUTION_CONFLICT}",
-                placeholders(chunk.len(), 13)
-            );
-            let mut statement = sqlx::query(&sql);
-            for (envelope, contribution) in chunk {
-                statement = bind_contribution(statement, contribution, envelope);
-            }
-            statement
-                .execute(&mut **tx)
-                .await
-                .map_err(query("store contributions"))?;
-        }
-        Ok(())
+        let units: Vec<_> = self.units.values().copied().collect();
+        upsert_all(tx, rows, &UNITS, &units).await?;
+        let roster: Vec<_> = self.roster.values().copied().collect();
+        upsert_all(tx, rows, &ROSTER_ENTRIES, &roster).await?;
+        let payments: Vec<_> = self.payments.values().copied().collect();
+        upsert_all(tx, rows, &PAYMENTS, &payments).await?;
+        let contributions: Vec<_> = self.contributions.values().copied().collect();
+        upsert_all(tx, rows, &CONTRIBUTIONS, &contributions).await
     }
+}
+
+/// How one kind of fact is written: the two halves of its upsert, its
+/// width, and how one fact binds.
+struct FactTable<T> {
+    insert: &'static str,
+    conflict: &'static str,
+    columns: usize,
+    action: &'static str,
+    bind: for<'q> fn(AnyQuery<'q>, &'q T, &'q Envelope) -> Result<AnyQuery<'q>, MergerError>,
+}
+
+const UNITS: FactTable<UnitQuota> = FactTable {
+    insert: UNIT_INSERT,
+    conflict: UNIT_CONFLICT,
+    columns: 11,
+    action: "store unit quotas",
+    bind: bind_unit,
+};
+
+const ROSTER_ENTRIES: FactTable<RosterEntry> = FactTable {
+    insert: ROSTER_INSERT,
+    conflict: ROSTER_CONFLICT,
+    columns: 20,
+    action: "store roster entries",
+    bind: bind_roster_entry,
+};
+
+const PAYMENTS: FactTable<PayrollPayment> = FactTable {
+    insert: PAYMENT_INSERT,
+    conflict: PAYMENT_CONFLICT,
+    columns: 14,
+    action: "store payroll payments",
+    bind: bind_payment,
+};
+
+const CONTRIBUTIONS: FactTable<Contribution> = FactTable {
+    insert: CONTRIBUTION_INSERT,
+    conflict: CONTRIBUTION_CONFLICT,
+    columns: 13,
+    action: "store contributions",
+    bind: bind_contribution,
+};
+
+/// Upserts facts of one kind, `rows` to a statement.
+async fn upsert_all<T: Sync>(
+    tx: &mut Transaction<'_, Any>,
+    rows: usize,
+    table: &FactTable<T>,
+    facts: &[(&Envelope, &T)],
+) -> Result<(), MergerError> {
+    for chunk in facts.chunks(rows) {
+        let marks = placeholders(chunk.len(), table.columns);
+        let sql = format!("{} VALUES {marks} {}", table.insert, table.conflict);
+        let mut statement = sqlx::query(&sql);
+        for &(envelope, fact) in chunk {
+            statement = (table.bind)(statement, fact, envelope)?;
+        }
+        statement
+            .execute(&mut **tx)
+            .await
+            .map_err(query(table.action))?;
+    }
+    Ok(())
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
@@ -487,14 +495,14 @@ fn bind_unit<'q>(
     statement: AnyQuery<'q>,
     quota: &'q UnitQuota,
     envelope: &'q Envelope,
-) -> AnyQuery<'q> {
+) -> Result<AnyQuery<'q>, MergerError> {
     let statement = statement
         .bind(quota.unit_code.as_str())
         .bind(&quota.unit_name)
         .bind(&quota.unit_type)
         .bind(i64::from(quota.quota))
         .bind(date_text(quota.approved_on));
-    bind_provenance(statement, envelope)
+    Ok(bind_provenance(statement, envelope))
 }
 
 const ROSTER_INSERT: &str = "INSERT INTO roster_entries (citizen_id, unit_code, name, \
@@ -517,7 +525,7 @@ fn bind_roster_entry<'q>(
     statement: AnyQuery<'q>,
     entry: &'q RosterEntry,
     envelope: &'q Envelope,
-) -> AnyQuery<'q> {
+) -> Result<AnyQuery<'q>, MergerError> {
     let statement = statement
         .bind(entry.citizen_id.as_str())
         .bind(entry.unit_code.as_str())
@@ -533,7 +541,7 @@ fn bind_roster_entry<'q>(
         .bind(entry.status.label())
         .bind(&entry.status_label)
         .bind(date_text(entry.left_on));
-    bind_provenance(statement, envelope)
+    Ok(bind_provenance(statement, envelope))
 }
 
 const PAYMENT_INSERT: &str = "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, \
@@ -579,7 +587,7 @@ fn bind_contribution<'q>(
     statement: AnyQuery<'q>,
     contribution: &'q Contribution,
     envelope: &'q Envelope,
-) -> AnyQuery<'q> {
+) -> Result<AnyQuery<'q>, MergerError> {
     let statement = statement
         .bind(contribution.citizen_id.as_str())
         .bind(contribution.unit_code.as_str())
@@ -588,7 +596,7 @@ fn bind_contribution<'q>(
         .bind(&contribution.name)
         .bind(&contribution.unit_name)
         .bind(&contribution.insured_status);
-    bind_provenance(statement, envelope)
+    Ok(bind_provenance(statement, envelope))
 }
 
 async fn insert_dead_letters(
