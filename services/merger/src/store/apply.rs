@@ -321,10 +321,21 @@ struct FactBatch<'a> {
 /// Person, unit, month and insurance type.
 type ContributionKey<'a> = (&'a str, &'a str, i32, &'a str);
 
-/// Whether `incoming` replaces `current` when applied after it: the
-/// store's guard (observed_at <= excluded.observed_at) in miniature.
-fn supersedes(current: &Envelope, incoming: &Envelope) -> bool {
-    current.observed_at <= incoming.observed_at
+/// Keeps `fact` for `key` unless the batch already holds a newer one: the
+/// store's guard (observed_at <= excluded.observed_at) in miniature, so an
+/// equal-time later event wins as it would applied after.
+fn keep_newer<'a, K: Ord, T>(
+    facts: &mut BTreeMap<K, (&'a Envelope, &'a T)>,
+    key: K,
+    envelope: &'a Envelope,
+    fact: &'a T,
+) {
+    let replace = facts
+        .get(&key)
+        .is_none_or(|(current, _)| current.observed_at <= envelope.observed_at);
+    if replace {
+        facts.insert(key, (envelope, fact));
+    }
 }
 
 impl<'a> FactBatch<'a> {
@@ -332,24 +343,11 @@ impl<'a> FactBatch<'a> {
         let envelope = &event.envelope;
         match &event.fact {
             Fact::UnitQuota(quota) => {
-                let key = quota.unit_code.as_str();
-                if self
-                    .units
-                    .get(key)
-                    .is_none_or(|(current, _)| supersedes(current, envelope))
-                {
-                    self.units.insert(key, (envelope, quota));
-                }
+                keep_newer(&mut self.units, quota.unit_code.as_str(), envelope, quota)
             }
             Fact::RosterEntry(entry) => {
                 let key = (entry.citizen_id.as_str(), entry.unit_code.as_str());
-                if self
-                    .roster
-                    .get(&key)
-                    .is_none_or(|(current, _)| supersedes(current, envelope))
-                {
-                    self.roster.insert(key, (envelope, entry));
-                }
+                keep_newer(&mut self.roster, key, envelope, entry);
             }
             Fact::PayrollPayment(payment) => {
                 let key = (
@@ -357,13 +355,7 @@ impl<'a> FactBatch<'a> {
                     payment.unit_code.as_str(),
                     payment.month.as_number(),
                 );
-                let replace = self
-                    .payments
-                    .get(&key)
-                    .is_none_or(|(current, _)| supersedes(current, envelope));
-                if replace {
-                    self.payments.insert(key, (envelope, payment));
-                }
+                keep_newer(&mut self.payments, key, envelope, payment);
             }
             Fact::Contribution(contribution) => {
                 let key = (
@@ -372,13 +364,7 @@ impl<'a> FactBatch<'a> {
                     contribution.month.as_number(),
                     contribution.insurance_type.as_str(),
                 );
-                let replace = self
-                    .contributions
-                    .get(&key)
-                    .is_none_or(|(current, _)| supersedes(current, envelope));
-                if replace {
-                    self.contributions.insert(key, (envelope, contribution));
-                }
+                keep_newer(&mut self.contributions, key, envelope, contribution);
             }
         }
     }
