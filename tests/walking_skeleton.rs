@@ -42,6 +42,26 @@ async fn ingest_sample_county(settings: &KafkaSettings) -> BTreeMap<&'static str
             SourceKind::Contributions,
             vec![sample("social_security/contributions.csv")],
         ),
+        (
+            "retirements",
+            SourceKind::Retirements,
+            vec![sample("social_security/retirements.csv")],
+        ),
+        (
+            "court-cases",
+            SourceKind::CourtCases,
+            vec![sample("court/enforcement_cases.csv")],
+        ),
+        (
+            "placements",
+            SourceKind::Placements,
+            vec![sample("veterans/placements.csv")],
+        ),
+        (
+            "purchases",
+            SourceKind::Purchases,
+            vec![sample("finance/purchase_services.csv")],
+        ),
     ] {
         let report = ingest(source, &files, settings, test_keyer(), &Default::default())
             .await
@@ -110,6 +130,44 @@ async fn sample_county_end_to_end(backend: Backend) {
     assert_eq!(reports["contributions"].total().published, 4636);
     assert_eq!(snapshot.contributions.len(), 4636);
     assert!(snapshot.contributions.iter().all(|c| c.0.len() == 18));
+    // Every other department's file loads whole: one fact per data line.
+    let counts = store.live_fact_counts().await.unwrap();
+    for (report, table, file) in [
+        (
+            "retirements",
+            "pension_starts",
+            "social_security/retirements.csv",
+        ),
+        (
+            "court-cases",
+            "enforcement_cases",
+            "court/enforcement_cases.csv",
+        ),
+        (
+            "placements",
+            "veteran_placements",
+            "veterans/placements.csv",
+        ),
+        (
+            "purchases",
+            "purchased_services",
+            "finance/purchase_services.csv",
+        ),
+    ] {
+        let lines = std::fs::read(sample(file)).unwrap();
+        let data_lines = lines
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            - 1;
+        let total = reports[report].total();
+        assert_eq!(
+            (total.published, total.rejected),
+            (data_lines as u64, 0),
+            "{file}"
+        );
+        assert_eq!(counts[table], data_lines as i64, "{table}");
+    }
     let truth = std::fs::read_to_string(sample("truth/invalid_rows.jsonl")).unwrap();
     for line in truth.lines() {
         let invalid: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -196,8 +254,15 @@ async fn sample_county_end_to_end(backend: Backend) {
         .await;
     assert_eq!(invalid.unwrap_err().code(), Code::InvalidArgument);
 
-    // Ingesting the same files again leaves the content unchanged.
-    ingest_sample_county(&settings).await;
+    // Ingesting the same files again publishes nothing and leaves the
+    // content unchanged.
+    let again = ingest_sample_county(&settings).await;
+    for (name, report) in &again {
+        let total = report.total();
+        assert_eq!(total.published, 0, "{name} published again");
+        assert_eq!(total.unchanged, reports[name].total().published, "{name}");
+        assert_eq!(report.deleted, 0, "{name}");
+    }
     wait_caught_up(&config, &store).await;
     assert_eq!(store.content_snapshot().await.unwrap(), snapshot);
 

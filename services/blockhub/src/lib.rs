@@ -96,6 +96,9 @@ pub enum Command {
     Up(commands::up::UpArgs),
     /// Read department exports and publish their rows as events.
     Ingest(commands::ingest::IngestArgs),
+    /// Poll a department's PostgreSQL table and publish its changed rows.
+    Connect(commands::connect::ConnectArgs),
+
     /// Run the merger alone: topics in, store out.
     Merger(commands::merger::MergerArgs),
     /// Run the gateway alone: store out over gRPC.

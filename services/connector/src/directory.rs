@@ -9,15 +9,12 @@
 //! two units share, is a rejected row with that reason, never a guess.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use blockhub_model::fold::fold_text;
-use blockhub_model::{BrokerError, CreditCode, EventKind, Fact, KafkaSettings, SchemaRegistry};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use blockhub_model::{BrokerError, CreditCode, EventKind, Fact, KafkaSettings};
 use tracing::{info, warn};
+
+use crate::replay::replay;
 
 /// Names and the codes they stand for.
 #[derive(Debug, Clone, Default)]
@@ -133,20 +130,23 @@ impl UnitDirectory {
     /// Reads the quota list back from the unit-quota topic: every quota
     /// event from the beginning, the latest name of each unit kept.
     pub async fn from_topic(settings: &KafkaSettings) -> Result<Self, BrokerError> {
-        let topic = settings.topic(EventKind::UnitQuota);
-        let config = settings.client_config();
-        let brokers = settings.brokers.clone();
-        let read = tokio::task::spawn_blocking(move || read_quota_topic(config, &topic)).await;
-        let latest = match read {
-            Ok(Ok(latest)) => latest,
-            Ok(Err(source)) => return Err(BrokerError::Client { brokers, source }),
-            Err(_) => {
-                return Err(BrokerError::Client {
-                    brokers,
-                    source: KafkaError::Canceled,
-                });
-            }
-        };
+        let (latest, stats) = replay(
+            settings,
+            EventKind::UnitQuota,
+            LatestNames::new(),
+            |latest, event| {
+                if let Fact::UnitQuota(quota) = event.fact
+                    && !quota.unit_name.is_empty()
+                {
+                    let code = quota.unit_code.as_str().to_string();
+                    latest.insert(code, (quota.unit_code, quota.unit_name));
+                }
+            },
+        )
+        .await?;
+        if !stats.complete {
+            warn!("Quota topic not read to its end; the unit directory may be incomplete.");
+        }
         let mut directory = Self::default();
         for (code, name) in latest.into_values() {
             directory.insert(&name, code);
@@ -199,51 +199,6 @@ pub enum AliasError {
 }
 
 type LatestNames = BTreeMap<String, (CreditCode, String)>;
-
-fn read_quota_topic(config: rdkafka::ClientConfig, topic: &str) -> Result<LatestNames, KafkaError> {
-    let timeout = Duration::from_secs(10);
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "blockhub-unit-directory")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-        if high > low {
-            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
-            ends.insert(partition.id(), high);
-        }
-    }
-    let mut latest = LatestNames::new();
-    if ends.is_empty() {
-        return Ok(latest);
-    }
-    consumer.assign(&assignment)?;
-    let registry = SchemaRegistry::get().ok();
-    while !ends.is_empty() {
-        let Some(message) = consumer.poll(timeout) else {
-            warn!(%topic, "Quota topic stopped answering; directory may be incomplete.");
-            break;
-        };
-        let message = message?;
-        if message.offset() + 1 >= ends.get(&message.partition()).copied().unwrap_or(0) {
-            ends.remove(&message.partition());
-        }
-        let event = message
-            .payload()
-            .and_then(|p| registry?.decode_event(p).ok());
-        if let Some(Fact::UnitQuota(quota)) = event.map(|e| e.fact)
-            && !quota.unit_name.is_empty()
-        {
-            let code = quota.unit_code.as_str().to_string();
-            latest.insert(code, (quota.unit_code, quota.unit_name));
-        }
-    }
-    Ok(latest)
-}
 
 #[cfg(test)]
 mod tests {

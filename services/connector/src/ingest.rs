@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use blockhub_model::fold::fold_identifier;
 use blockhub_model::{
-    DeadLetter, Envelope, Event, KafkaSettings, Operation, PersonKeyer, error_chain, mask_id_text,
-    mask_ids_in_text,
+    DeadLetter, Envelope, Event, Fact, KafkaSettings, Operation, PersonKeyer, SourceRef,
+    SourceRefKind, error_chain, mask_id_text, mask_ids_in_text,
 };
 use chrono::Utc;
 use serde::Serialize;
@@ -21,10 +21,12 @@ use crate::directory::UnitDirectory;
 use crate::error::ConnectorError;
 use crate::export::Cell;
 use crate::layout::Layout;
+use crate::mapping_file::Mapping;
 use crate::progress::Progress;
 use crate::publish::Publisher;
 use crate::reader::{RowOutcome, SourceReader};
-use crate::sources::SourceKind;
+use crate::snapshot::{Change, Snapshot};
+use crate::sources::{Rejection, SourceKind};
 
 /// What one file yielded.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -39,6 +41,12 @@ pub struct FileReport {
     pub rows_read: u64,
     /// Events the broker confirmed.
     pub published: u64,
+    /// Facts not published before (or deleted since).
+    pub inserted: u64,
+    /// Facts published before with other content.
+    pub updated: u64,
+    /// Facts published before exactly so: nothing sent.
+    pub unchanged: u64,
     /// Title rows above the header, and the header rows themselves.
     pub skipped_title: u64,
     /// Blank or formatted-only rows.
@@ -53,6 +61,8 @@ pub struct FileReport {
     pub rejected_sample: Vec<RejectedRow>,
     /// Rejection counts by reason code.
     pub rejected_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Rows accepted with a caveat, by caveat (an unknown label, say).
+    pub warnings: std::collections::BTreeMap<String, u64>,
     /// Why the file stopped early, if it did.
     pub error: Option<String>,
 }
@@ -60,8 +70,8 @@ pub struct FileReport {
 /// A rejected row, as shown to the person running the ingest.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RejectedRow {
-    /// The row number.
-    pub row: u64,
+    /// The row number in a file; the row's key or watermark in a table.
+    pub position: String,
     /// Every reason.
     pub reason: String,
 }
@@ -76,6 +86,12 @@ pub struct IngestReport {
     pub source: String,
     /// One report per file, in the order given.
     pub files: Vec<FileReport>,
+    /// Facts published before that these exports no longer have, published
+    /// as deletes (departures, for a roster).
+    pub deleted: u64,
+    /// Deletes not published because rows were rejected or a file failed:
+    /// a rejected row may be one of the facts that looked missing.
+    pub deletes_withheld: u64,
 }
 
 impl IngestReport {
@@ -88,6 +104,9 @@ impl IngestReport {
         for file in &self.files {
             total.rows_read += file.rows_read;
             total.published += file.published;
+            total.inserted += file.inserted;
+            total.updated += file.updated;
+            total.unchanged += file.unchanged;
             total.skipped_title += file.skipped_title;
             total.skipped_blank += file.skipped_blank;
             total.skipped_totals += file.skipped_totals;
@@ -106,43 +125,202 @@ impl IngestReport {
     }
 }
 
-/// Reads each file of one source and publishes its rows.
+/// How a department's exports differ from the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Unit names and the codes they stand for, beside the quota list;
+    /// may also name the unit the whole export belongs to.
+    pub aliases: UnitDirectory,
+    /// Header texts and value maps (`--mapping`).
+    pub mapping: Mapping,
+}
+
+impl From<UnitDirectory> for IngestOptions {
+    fn from(aliases: UnitDirectory) -> Self {
+        Self {
+            aliases,
+            ..Self::default()
+        }
+    }
+}
+
+/// Reads each file of one source and publishes only what changed since
+/// the source last published (see `snapshot`).
 pub async fn ingest(
     source: SourceKind,
     files: &[PathBuf],
     settings: &KafkaSettings,
     keyer: PersonKeyer,
-    aliases: &UnitDirectory,
+    options: &IngestOptions,
 ) -> Result<IngestReport, ConnectorError> {
     let mut publisher = Publisher::connect(settings, keyer).await?;
-    let mut directory = match source {
-        SourceKind::Quota => UnitDirectory::default(),
-        SourceKind::Roster | SourceKind::Payroll | SourceKind::Contributions => {
-            UnitDirectory::from_topic(settings).await?
-        }
+    let mut directory = if source.needs_unit_directory() {
+        UnitDirectory::from_topic(settings).await?
+    } else {
+        UnitDirectory::default()
     };
-    directory.extend(aliases);
+    directory.extend(&options.aliases);
+    let mapping = Arc::new(options.mapping.clone());
+    let mut snapshot = Snapshot::load(settings, source).await?;
+    if let Some(unit) = directory.export_unit() {
+        snapshot.cover_unit(unit.clone());
+    }
     let directory = Arc::new(directory);
     let mut report = IngestReport {
         source: source.name().to_string(),
-        files: Vec::new(),
+        ..IngestReport::default()
     };
     for path in files {
         let span = info_span!("ingest", source = source.name(), file = %path.display());
-        let file_report = ingest_file(source, path, &mut publisher, directory.clone())
-            .instrument(span)
-            .await?;
+        let run = FileRun {
+            source,
+            publisher: &mut publisher,
+            snapshot: &mut snapshot,
+            directory: directory.clone(),
+            mapping: mapping.clone(),
+        };
+        let file_report = ingest_file(run, path).instrument(span).await?;
         report.files.push(file_report);
     }
+    publish_deletes(source, &mut publisher, &mut snapshot, &mut report).await?;
     Ok(report)
 }
 
-async fn ingest_file(
+/// Publishes the facts the exports no longer have, unless a rejected row
+/// or a failed file leaves it unclear whether they are really gone.
+async fn publish_deletes(
     source: SourceKind,
-    path: &Path,
     publisher: &mut Publisher,
+    snapshot: &mut Snapshot,
+    report: &mut IngestReport,
+) -> Result<(), ConnectorError> {
+    let deletions = snapshot.deletions();
+    if deletions.is_empty() {
+        return Ok(());
+    }
+    if report.has_failures() || report.total().rejected > 0 {
+        report.deletes_withheld = deletions.len() as u64;
+        warn!(
+            withheld = report.deletes_withheld,
+            "Facts missing from the export were not deleted, because rows were rejected or a \
+             file failed; fix those and ingest again."
+        );
+        return Ok(());
+    }
+    let location: Vec<&str> = report
+        .files
+        .iter()
+        .map(|f| f.file.rsplit('/').next().unwrap_or(&f.file))
+        .collect();
+    let location = location.join(", ");
+    let before = publisher.confirmed();
+    for fact in deletions {
+        let mut envelope = Envelope::for_file_row(source.name(), &location, 0, Operation::Delete);
+        envelope.source_ref.position = "absent".into();
+        publisher.send(&Event { envelope, fact }).await?;
+    }
+    publisher.finish().await?;
+    report.deleted = publisher.confirmed() - before;
+    info!(
+        deleted = report.deleted,
+        "Facts missing from the export deleted."
+    );
+    Ok(())
+}
+
+/// Where a data row's fact or rejection goes; shared by files and tables.
+pub(crate) struct RowSink<'a> {
+    pub(crate) source: SourceKind,
+    pub(crate) publisher: &'a mut Publisher,
+    pub(crate) snapshot: &'a mut Snapshot,
+}
+
+impl RowSink<'_> {
+    /// Publishes a good row's fact if it changed since the source last
+    /// published it, and counts its caveats.
+    pub(crate) async fn fact(
+        &mut self,
+        source_ref: SourceRef,
+        fact: Fact,
+        warnings: Vec<String>,
+        report: &mut FileReport,
+    ) -> Result<(), ConnectorError> {
+        for warning in warnings {
+            let count = report.warnings.entry(warning.clone()).or_default();
+            if *count == 0 {
+                // Once per distinct caveat and file: the count says the rest.
+                warn!(position = %source_ref.position, "{warning}");
+            }
+            *count += 1;
+        }
+        let change = self.snapshot.observe(&fact);
+        match change {
+            Change::Unchanged => report.unchanged += 1,
+            Change::Insert => report.inserted += 1,
+            Change::Update => report.updated += 1,
+        }
+        if let Some(operation) = change.operation() {
+            let envelope = Envelope::new(self.source.name(), source_ref, operation);
+            self.publisher.send(&Event { envelope, fact }).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a rejected row to the dead-letter topic with where and why.
+    pub(crate) async fn rejected(
+        &mut self,
+        location: &str,
+        position: &str,
+        rejection: &Rejection,
+        raw: String,
+        report: &mut FileReport,
+    ) -> Result<(), ConnectorError> {
+        debug!(position, code = rejection.code(), "Row rejected.");
+        let source = self.source.name();
+        let reason = rejection.reason();
+        let letter = DeadLetter {
+            dead_letter_id: DeadLetter::stable_id(&[source, location, position, &reason, &raw]),
+            source_system: source.to_string(),
+            location: location.to_string(),
+            position: position.to_string(),
+            reason_code: rejection.code(),
+            reason,
+            raw,
+            observed_at: Utc::now(),
+        };
+        self.publisher.dead_letter(&letter).await?;
+        report.rejected += 1;
+        if report.rejected_sample.len() < REJECTED_SAMPLE {
+            report.rejected_sample.push(RejectedRow {
+                position: position.to_string(),
+                reason: letter.reason.clone(),
+            });
+        }
+        *report
+            .rejected_by_reason
+            .entry(rejection.code())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// What one file's ingest works with.
+struct FileRun<'a> {
+    source: SourceKind,
+    publisher: &'a mut Publisher,
+    snapshot: &'a mut Snapshot,
     directory: Arc<UnitDirectory>,
-) -> Result<FileReport, ConnectorError> {
+    mapping: Arc<Mapping>,
+}
+
+async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, ConnectorError> {
+    let FileRun {
+        source,
+        publisher,
+        snapshot,
+        directory,
+        mapping,
+    } = run;
     let file = path.display().to_string();
     let file_name = path
         .file_name()
@@ -154,7 +332,7 @@ async fn ingest_file(
     let confirmed_before = publisher.confirmed();
 
     let reader = match SourceReader::open(source, path, directory) {
-        Ok(reader) => reader,
+        Ok(reader) => reader.with_mapping(mapping),
         Err(error) => {
             return file_failed(publisher, source, &file_name, "file", report, error).await;
         }
@@ -189,7 +367,11 @@ async fn ingest_file(
             }
             RowOutcome::Blank => report.skipped_blank += 1,
             RowOutcome::Totals => report.skipped_totals += 1,
-            RowOutcome::Fact { fact, padded } => {
+            RowOutcome::Fact {
+                fact,
+                padded,
+                warnings,
+            } => {
                 if padded {
                     report.padded += 1;
                     warn!(
@@ -197,41 +379,27 @@ async fn ingest_file(
                         "ROW_SHORT_PADDED: row has fewer cells than the header."
                     );
                 }
-                let envelope =
-                    Envelope::for_file_row(source.name(), &file_name, row, Operation::Upsert);
-                publisher.send(&Event { envelope, fact }).await?;
-            }
-            RowOutcome::Rejected { rejection, raw } => {
-                debug!(row, code = rejection.code(), "Row rejected.");
-                let reason = rejection.reason();
-                let letter = DeadLetter {
-                    dead_letter_id: DeadLetter::stable_id(&[
-                        source.name(),
-                        &file_name,
-                        &row.to_string(),
-                        &reason,
-                        &raw,
-                    ]),
-                    source_system: source.name().to_string(),
+                let source_ref = SourceRef {
+                    kind: SourceRefKind::FileRow,
                     location: file_name.clone(),
                     position: row.to_string(),
-                    reason_code: rejection.code().to_string(),
-                    reason,
-                    raw,
-                    observed_at: Utc::now(),
                 };
-                publisher.dead_letter(&letter).await?;
-                report.rejected += 1;
-                if report.rejected_sample.len() < REJECTED_SAMPLE {
-                    report.rejected_sample.push(RejectedRow {
-                        row,
-                        reason: letter.reason.clone(),
-                    });
-                }
-                *report
-                    .rejected_by_reason
-                    .entry(rejection.code().to_string())
-                    .or_default() += 1;
+                let mut sink = RowSink {
+                    source,
+                    publisher: &mut *publisher,
+                    snapshot: &mut *snapshot,
+                };
+                sink.fact(source_ref, fact, warnings, &mut report).await?;
+            }
+            RowOutcome::Rejected { rejection, raw } => {
+                let mut sink = RowSink {
+                    source,
+                    publisher: &mut *publisher,
+                    snapshot: &mut *snapshot,
+                };
+                let position = row.to_string();
+                sink.rejected(&file_name, &position, &rejection, raw, &mut report)
+                    .await?;
             }
         }
     }

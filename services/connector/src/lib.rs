@@ -11,14 +11,19 @@ pub mod error;
 pub mod export;
 pub mod ingest;
 pub mod layout;
+pub mod mapping_file;
 pub mod progress;
 pub mod publish;
 pub mod reader;
+pub mod replay;
+pub mod snapshot;
 pub mod sources;
+pub mod table;
 #[cfg(test)]
 mod test_support;
 
 pub use directory::UnitDirectory;
 pub use error::ConnectorError;
-pub use ingest::{FileReport, IngestReport, ingest};
+pub use ingest::{FileReport, IngestOptions, IngestReport, ingest};
+pub use mapping_file::Mapping;
 pub use sources::SourceKind;

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use blockhub_model::{
-    BrokerError, DeadLetter, DeadLetterSink, Event, EventKind, Fact, KafkaSettings, PersonKeyer,
+    BrokerError, DeadLetter, DeadLetterSink, Event, EventKind, KafkaSettings, PersonKeyer,
     SchemaRegistry,
 };
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -62,11 +62,15 @@ impl Publisher {
     /// Queues one event; waits for older deliveries when too many are open.
     pub async fn send(&mut self, event: &Event) -> Result<(), ConnectorError> {
         let topic = self.settings.topic(event.kind());
-        let key = match (&event.fact, event.person()) {
-            (_, Some(person)) => self.keyer.key(person),
-            (Fact::UnitQuota(quota), None) => quota.unit_code.as_str().to_string(),
-            _ => String::new(),
+        // Facts about a person are keyed by the person's keyed hash, so one
+        // person's facts stay in order on one partition; facts about a unit
+        // only (quotas, purchased services) by its public credit code.
+        let key = match (event.person(), event.fact.unit()) {
+            (Some(person), _) => self.keyer.key(person),
+            (None, Some(unit)) => unit.as_str().to_string(),
+            (None, None) => String::new(),
         };
+
         let payload = SchemaRegistry::get()
             .and_then(|registry| registry.encode_event(event))
             .map_err(|source| BrokerError::Encode {

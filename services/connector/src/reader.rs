@@ -10,6 +10,8 @@ use blockhub_model::Fact;
 
 use crate::directory::UnitDirectory;
 use crate::error::ConnectorError;
+use crate::mapping_file::Mapping;
+
 use crate::export::{DetectedEncoding, ExportRow, Rows, open_export};
 use crate::layout::{
     FieldSpec, Layout, MAX_HEADER_SEARCH_ROWS, RowKind, classify, is_sub_header, join_sub_header,
@@ -32,6 +34,8 @@ pub enum RowOutcome {
         fact: Fact,
         /// Whether it was shorter than the header and padded.
         padded: bool,
+        /// What was accepted with a caveat, such as an unknown label.
+        warnings: Vec<String>,
     },
     /// A row that failed its checks.
     Rejected {
@@ -46,6 +50,7 @@ pub enum RowOutcome {
 pub struct SourceReader {
     source: SourceKind,
     directory: Arc<UnitDirectory>,
+    mapping: Arc<Mapping>,
     file: String,
     fields: Vec<FieldSpec>,
     rows: Rows,
@@ -68,6 +73,7 @@ impl SourceReader {
         Ok(Self {
             source,
             directory,
+            mapping: Arc::default(),
             file: path.display().to_string(),
             fields: source.fields(),
             rows: export.rows,
@@ -77,6 +83,14 @@ impl SourceReader {
             encoding: export.encoding,
             done: false,
         })
+    }
+
+    /// Reads the export through a department's mapping: its header texts
+    /// and value maps.
+    pub fn with_mapping(mut self, mapping: Arc<Mapping>) -> Self {
+        self.fields = mapping.apply(std::mem::take(&mut self.fields));
+        self.mapping = mapping;
+        self
     }
 
     /// How a CSV file was decoded.
@@ -128,9 +142,14 @@ impl SourceReader {
             RowKind::Blank => RowOutcome::Blank,
             RowKind::Totals => RowOutcome::Totals,
             RowKind::Data { padded } => {
-                let mut view = RowView::new(layout, &row.cells, &self.directory);
+                let mut view =
+                    RowView::new(layout, &row.cells, &self.directory).with_mapping(&self.mapping);
                 match self.source.parse(&mut view) {
-                    Ok(fact) => RowOutcome::Fact { fact, padded },
+                    Ok(fact) => RowOutcome::Fact {
+                        fact,
+                        padded,
+                        warnings: view.take_warnings(),
+                    },
                     Err(rejection) => {
                         let raw = crate::ingest::masked_raw(layout, &row.cells);
                         RowOutcome::Rejected { rejection, raw }

@@ -17,8 +17,9 @@ use rust_decimal::Decimal;
 
 use crate::date::{from_epoch_days, to_epoch_days};
 use crate::event::{
-    Contribution, DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment,
-    PostCategory, RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
+    Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, Operation,
+    PayrollPayment, PensionStart, PostCategory, PurchasedService, RosterEntry, SourceRef,
+    SourceRefKind, StaffStatus, UnitQuota, VeteranPlacement,
 };
 use crate::{CitizenId, CreditCode, Month};
 
@@ -45,6 +46,26 @@ pub(crate) const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
         EventKind::Contribution,
         1,
         include_str!("../../../schemas/contribution.v1.avsc"),
+    ),
+    (
+        EventKind::PensionStart,
+        1,
+        include_str!("../../../schemas/pension_start.v1.avsc"),
+    ),
+    (
+        EventKind::EnforcementCase,
+        1,
+        include_str!("../../../schemas/enforcement_case.v1.avsc"),
+    ),
+    (
+        EventKind::VeteranPlacement,
+        1,
+        include_str!("../../../schemas/veteran_placement.v1.avsc"),
+    ),
+    (
+        EventKind::PurchasedService,
+        1,
+        include_str!("../../../schemas/purchased_service.v1.avsc"),
     ),
     (
         EventKind::DeadLetter,
@@ -231,6 +252,10 @@ impl SchemaRegistry {
             Fact::RosterEntry(entry) => fields.extend(roster_entry_fields(entry)),
             Fact::PayrollPayment(payment) => fields.extend(payroll_payment_fields(payment)),
             Fact::Contribution(contribution) => fields.extend(contribution_fields(contribution)),
+            Fact::PensionStart(start) => fields.extend(pension_start_fields(start)),
+            Fact::EnforcementCase(case) => fields.extend(enforcement_case_fields(case)),
+            Fact::VeteranPlacement(placement) => fields.extend(veteran_placement_fields(placement)),
+            Fact::PurchasedService(service) => fields.extend(purchased_service_fields(service)),
         }
         self.encode_value(event.kind(), Value::Record(fields))
     }
@@ -245,6 +270,10 @@ impl SchemaRegistry {
             EventKind::RosterEntry => Fact::RosterEntry(roster_entry_from(&record)?),
             EventKind::PayrollPayment => Fact::PayrollPayment(payroll_payment_from(&record)?),
             EventKind::Contribution => Fact::Contribution(contribution_from(&record)?),
+            EventKind::PensionStart => Fact::PensionStart(pension_start_from(&record)?),
+            EventKind::EnforcementCase => Fact::EnforcementCase(enforcement_case_from(&record)?),
+            EventKind::VeteranPlacement => Fact::VeteranPlacement(veteran_placement_from(&record)?),
+            EventKind::PurchasedService => Fact::PurchasedService(purchased_service_from(&record)?),
             EventKind::DeadLetter => {
                 return Err(AvroError::WrongKind {
                     expected: EventKind::RosterEntry,
@@ -576,6 +605,104 @@ fn contribution_from(record: &Record) -> Result<Contribution, AvroError> {
     })
 }
 
+fn text(value: &str) -> Value {
+    Value::String(value.to_string())
+}
+
+fn pension_start_fields(start: &PensionStart) -> Vec<(String, Value)> {
+    vec![
+        ("citizen_id".into(), text(start.citizen_id.as_str())),
+        ("name".into(), text(&start.name)),
+        ("benefit_type".into(), text(&start.benefit_type)),
+        (
+            "starts_on".into(),
+            Value::Date(to_epoch_days(start.starts_on)),
+        ),
+    ]
+}
+
+fn pension_start_from(record: &Record) -> Result<PensionStart, AvroError> {
+    Ok(PensionStart {
+        citizen_id: record.citizen_id("citizen_id")?,
+        name: record.string("name")?,
+        benefit_type: record.string("benefit_type")?,
+        starts_on: record.date("starts_on")?,
+    })
+}
+
+fn enforcement_case_fields(case: &EnforcementCase) -> Vec<(String, Value)> {
+    vec![
+        ("case_number".into(), text(&case.case_number)),
+        ("citizen_id".into(), text(case.citizen_id.as_str())),
+        ("name".into(), text(&case.name)),
+        ("amount".into(), decimal_value(case.amount)),
+        ("filed_on".into(), optional_date(case.filed_on)),
+        ("case_status".into(), text(&case.case_status)),
+    ]
+}
+
+fn enforcement_case_from(record: &Record) -> Result<EnforcementCase, AvroError> {
+    Ok(EnforcementCase {
+        case_number: record.string("case_number")?,
+        citizen_id: record.citizen_id("citizen_id")?,
+        name: record.string("name")?,
+        amount: record.decimal("amount")?,
+        filed_on: record.optional_date("filed_on")?,
+        case_status: record.string("case_status")?,
+    })
+}
+
+fn veteran_placement_fields(placement: &VeteranPlacement) -> Vec<(String, Value)> {
+    vec![
+        ("citizen_id".into(), text(placement.citizen_id.as_str())),
+        ("name".into(), text(&placement.name)),
+        ("placement_type".into(), text(&placement.placement_type)),
+        ("unit_code".into(), text(placement.unit_code.as_str())),
+        ("unit_name".into(), text(&placement.unit_name)),
+        ("placed_on".into(), optional_date(placement.placed_on)),
+    ]
+}
+
+fn veteran_placement_from(record: &Record) -> Result<VeteranPlacement, AvroError> {
+    Ok(VeteranPlacement {
+        citizen_id: record.citizen_id("citizen_id")?,
+        name: record.string("name")?,
+        placement_type: record.string("placement_type")?,
+        unit_code: record.credit_code("unit_code")?,
+        unit_name: record.string("unit_name")?,
+        placed_on: record.optional_date("placed_on")?,
+    })
+}
+
+fn purchased_service_fields(service: &PurchasedService) -> Vec<(String, Value)> {
+    vec![
+        ("project_name".into(), text(&service.project_name)),
+        ("unit_code".into(), text(service.unit_code.as_str())),
+        ("unit_name".into(), text(&service.unit_name)),
+        ("provider".into(), text(&service.provider)),
+        ("staff_count".into(), Value::Int(service.staff_count)),
+        (
+            "contract_amount".into(),
+            optional_decimal(service.contract_amount),
+        ),
+        ("period_start".into(), optional_date(service.period_start)),
+        ("period_end".into(), optional_date(service.period_end)),
+    ]
+}
+
+fn purchased_service_from(record: &Record) -> Result<PurchasedService, AvroError> {
+    Ok(PurchasedService {
+        project_name: record.string("project_name")?,
+        unit_code: record.credit_code("unit_code")?,
+        unit_name: record.string("unit_name")?,
+        provider: record.string("provider")?,
+        staff_count: record.int("staff_count")?,
+        contract_amount: record.optional_decimal("contract_amount")?,
+        period_start: record.optional_date("period_start")?,
+        period_end: record.optional_date("period_end")?,
+    })
+}
+
 fn enum_value(symbols: &[&str], index: usize) -> Value {
     Value::Enum(index as u32, symbols[index].to_string())
 }
@@ -718,6 +845,13 @@ impl Record {
         }
     }
 
+    fn date(&self, field: &'static str) -> Result<NaiveDate, AvroError> {
+        self.optional_date(field)?.ok_or(AvroError::Field {
+            field,
+            reason: "a date is required".into(),
+        })
+    }
+
     fn decimal(&self, field: &'static str) -> Result<Decimal, AvroError> {
         match self.get(field)? {
             Value::Decimal(decimal) => {
@@ -838,6 +972,55 @@ mod tests {
         assert!(matches!(error, AvroError::UnknownSchema { .. }), "{error}");
         let error = registry().decode_event(b"hello").unwrap_err();
         assert!(matches!(error, AvroError::NotSingleObject { length: 5 }));
+    }
+
+    #[test]
+    fn every_department_fact_round_trips() {
+        let id = CitizenId::parse("33068119860303567X").unwrap();
+        let unit = CreditCode::parse("11330681543231948W").unwrap();
+        let day = NaiveDate::from_ymd_opt(2024, 2, 1);
+        let facts = [
+            Fact::PensionStart(PensionStart {
+                citizen_id: id.clone(),
+                name: "林玉军".into(),
+                benefit_type: "基本养老金".into(),
+                starts_on: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            }),
+            Fact::EnforcementCase(EnforcementCase {
+                case_number: "（2026）浙0681执3385号".into(),
+                citizen_id: id.clone(),
+                name: "何文平".into(),
+                amount: "478919.85".parse().unwrap(),
+                filed_on: None,
+                case_status: "执行中".into(),
+            }),
+            Fact::VeteranPlacement(VeteranPlacement {
+                citizen_id: id.clone(),
+                name: "唐远明".into(),
+                placement_type: "安排工作".into(),
+                unit_code: unit.clone(),
+                unit_name: "诸暨市人力资源和社会保障局".into(),
+                placed_on: day,
+            }),
+            Fact::PurchasedService(PurchasedService {
+                project_name: "窗口辅助服务".into(),
+                unit_code: unit,
+                unit_name: "诸暨市人力资源和社会保障局".into(),
+                provider: "浙江某某服务有限公司".into(),
+                staff_count: 8,
+                contract_amount: Some("567115.56".parse().unwrap()),
+                period_start: day,
+                period_end: None,
+            }),
+        ];
+        for fact in facts {
+            let event = Event {
+                envelope: Envelope::for_file_row("test", "f.csv", 2, Operation::Insert),
+                fact,
+            };
+            let message = registry().encode_event(&event).unwrap();
+            assert_eq!(registry().decode_event(&message).unwrap(), event);
+        }
     }
 
     #[test]

@@ -73,16 +73,22 @@ pub struct Envelope {
 impl Envelope {
     /// An envelope for a row of a file, observed now, with a fresh event id.
     pub fn for_file_row(source_system: &str, file: &str, row: u64, operation: Operation) -> Self {
+        let source_ref = SourceRef {
+            kind: SourceRefKind::FileRow,
+            location: file.to_string(),
+            position: row.to_string(),
+        };
+        Self::new(source_system, source_ref, operation)
+    }
+
+    /// An envelope observed now, with a fresh event id.
+    pub fn new(source_system: &str, source_ref: SourceRef, operation: Operation) -> Self {
         let now = Utc::now();
         let observed_at = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         Self {
             event_id: uuid::Uuid::new_v4().to_string(),
             source_system: source_system.to_string(),
-            source_ref: SourceRef {
-                kind: SourceRefKind::FileRow,
-                location: file.to_string(),
-                position: row.to_string(),
-            },
+            source_ref,
             operation,
             observed_at,
         }
@@ -255,6 +261,74 @@ pub struct Contribution {
     pub month: Month,
 }
 
+/// A person's pension start (养老待遇享受开始) from the social-security bureau.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PensionStart {
+    /// The pensioner.
+    pub citizen_id: CitizenId,
+    /// The name on the record.
+    pub name: String,
+    /// 待遇类型 as exported, such as 基本养老金.
+    pub benefit_type: String,
+    /// 待遇享受开始日期.
+    pub starts_on: NaiveDate,
+}
+
+/// One debtor of one enforcement case of the court (执行案件).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforcementCase {
+    /// 案号, with full-width brackets: （2025）浙0681执1234号.
+    pub case_number: String,
+    /// The debtor (被执行人).
+    pub citizen_id: CitizenId,
+    /// The debtor's name on the case.
+    pub name: String,
+    /// 执行标的金额.
+    pub amount: Decimal,
+    /// 立案日期.
+    pub filed_on: Option<NaiveDate>,
+    /// 案件状态 as exported.
+    pub case_status: String,
+}
+
+/// A transferred serviceman's placement in a unit (退役军人安置).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VeteranPlacement {
+    /// The person placed.
+    pub citizen_id: CitizenId,
+    /// The name on the record.
+    pub name: String,
+    /// 安置方式 as exported, such as 安排工作.
+    pub placement_type: String,
+    /// The receiving unit.
+    pub unit_code: CreditCode,
+    /// The unit's name on the record.
+    pub unit_name: String,
+    /// 安置日期.
+    pub placed_on: Option<NaiveDate>,
+}
+
+/// A unit's purchased-service contract (政府购买服务), which can hide staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchasedService {
+    /// 项目名称.
+    pub project_name: String,
+    /// The purchasing unit (购买主体).
+    pub unit_code: CreditCode,
+    /// The unit's name on the record.
+    pub unit_name: String,
+    /// 承接主体: the company providing the service.
+    pub provider: String,
+    /// 服务人数: staff the contract provides.
+    pub staff_count: i32,
+    /// 合同金额.
+    pub contract_amount: Option<Decimal>,
+    /// First day of 服务期限.
+    pub period_start: Option<NaiveDate>,
+    /// Last day of 服务期限.
+    pub period_end: Option<NaiveDate>,
+}
+
 /// A row or event that could not be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -302,6 +376,14 @@ pub enum Fact {
     PayrollPayment(PayrollPayment),
     /// A social-insurance contribution row.
     Contribution(Contribution),
+    /// A pension start.
+    PensionStart(PensionStart),
+    /// A debtor of an enforcement case.
+    EnforcementCase(EnforcementCase),
+    /// A veteran placement.
+    VeteranPlacement(VeteranPlacement),
+    /// A purchased-service contract.
+    PurchasedService(PurchasedService),
 }
 
 /// An envelope and its fact.
@@ -321,6 +403,10 @@ impl Event {
             Fact::RosterEntry(entry) => Some(&entry.citizen_id),
             Fact::PayrollPayment(payment) => Some(&payment.citizen_id),
             Fact::Contribution(contribution) => Some(&contribution.citizen_id),
+            Fact::PensionStart(start) => Some(&start.citizen_id),
+            Fact::EnforcementCase(case) => Some(&case.citizen_id),
+            Fact::VeteranPlacement(placement) => Some(&placement.citizen_id),
+            Fact::PurchasedService(_) => None,
         }
     }
 
@@ -331,7 +417,83 @@ impl Event {
             Fact::RosterEntry(_) => EventKind::RosterEntry,
             Fact::PayrollPayment(_) => EventKind::PayrollPayment,
             Fact::Contribution(_) => EventKind::Contribution,
+            Fact::PensionStart(_) => EventKind::PensionStart,
+            Fact::EnforcementCase(_) => EventKind::EnforcementCase,
+            Fact::VeteranPlacement(_) => EventKind::VeteranPlacement,
+            Fact::PurchasedService(_) => EventKind::PurchasedService,
         }
+    }
+}
+
+impl Fact {
+    /// What identifies the fact at its source: two facts with the same key
+    /// are two versions of one fact, the later replacing the earlier. The
+    /// kind comes first, so keys of different kinds never meet. Carries ID
+    /// numbers: for in-memory comparison only, never for logs or Kafka keys.
+    pub fn identity(&self) -> String {
+        let parts: Vec<&str> = match self {
+            Fact::UnitQuota(quota) => vec!["quota", quota.unit_code.as_str()],
+            Fact::RosterEntry(entry) => vec![
+                "roster",
+                entry.citizen_id.as_str(),
+                entry.unit_code.as_str(),
+            ],
+            Fact::PayrollPayment(payment) => {
+                return format!(
+                    "payroll\u{1f}{}\u{1f}{}\u{1f}{}",
+                    payment.citizen_id.as_str(),
+                    payment.unit_code.as_str(),
+                    payment.month.as_number()
+                );
+            }
+            Fact::Contribution(contribution) => {
+                return format!(
+                    "contribution\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+                    contribution.citizen_id.as_str(),
+                    contribution.unit_code.as_str(),
+                    contribution.month.as_number(),
+                    contribution.insurance_type
+                );
+            }
+            Fact::PensionStart(start) => {
+                vec!["pension", start.citizen_id.as_str(), &start.benefit_type]
+            }
+            Fact::EnforcementCase(case) => {
+                vec!["case", &case.case_number, case.citizen_id.as_str()]
+            }
+            Fact::VeteranPlacement(placement) => vec![
+                "placement",
+                placement.citizen_id.as_str(),
+                placement.unit_code.as_str(),
+            ],
+            Fact::PurchasedService(service) => vec![
+                "purchase",
+                service.unit_code.as_str(),
+                &service.project_name,
+            ],
+        };
+        parts.join("\u{1f}")
+    }
+
+    /// The unit the fact belongs to, if any.
+    pub fn unit(&self) -> Option<&CreditCode> {
+        match self {
+            Fact::UnitQuota(quota) => Some(&quota.unit_code),
+            Fact::RosterEntry(entry) => Some(&entry.unit_code),
+            Fact::PayrollPayment(payment) => Some(&payment.unit_code),
+            Fact::Contribution(contribution) => Some(&contribution.unit_code),
+            Fact::PensionStart(_) | Fact::EnforcementCase(_) => None,
+            Fact::VeteranPlacement(placement) => Some(&placement.unit_code),
+            Fact::PurchasedService(service) => Some(&service.unit_code),
+        }
+    }
+
+    /// A digest of the fact's content, to tell an unchanged fact from a
+    /// changed one without keeping both.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        // Debug output covers every field, and every field is plain data.
+        Sha256::digest(format!("{self:?}").as_bytes()).into()
     }
 }
 
@@ -346,17 +508,29 @@ pub enum EventKind {
     PayrollPayment,
     /// Contributions from the social-security bureau.
     Contribution,
+    /// Pension starts from the social-security bureau.
+    PensionStart,
+    /// Enforcement cases from the court.
+    EnforcementCase,
+    /// Placements from the veterans-affairs bureau.
+    VeteranPlacement,
+    /// Purchased-service contracts from the finance bureau.
+    PurchasedService,
     /// Rejected rows and events.
     DeadLetter,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 9] = [
         Self::UnitQuota,
         Self::RosterEntry,
         Self::PayrollPayment,
         Self::Contribution,
+        Self::PensionStart,
+        Self::EnforcementCase,
+        Self::VeteranPlacement,
+        Self::PurchasedService,
         Self::DeadLetter,
     ];
 
@@ -367,6 +541,11 @@ impl EventKind {
             Self::RosterEntry => "staffing.roster",
             Self::PayrollPayment => "finance.payroll",
             Self::Contribution => "social-security.contributions",
+            Self::PensionStart => "social-security.pension-starts",
+            Self::EnforcementCase => "court.enforcement-cases",
+            Self::VeteranPlacement => "veterans.placements",
+            Self::PurchasedService => "finance.purchased-services",
+
             Self::DeadLetter => "dead-letters",
         }
     }

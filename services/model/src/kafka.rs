@@ -55,6 +55,15 @@ pub enum BrokerError {
         #[source]
         source: crate::AvroError,
     },
+    /// A topic could not be read to its end.
+    #[error(
+        "topic {topic} stopped answering before it was read to its end; \
+         check the broker and run again"
+    )]
+    Incomplete {
+        /// The topic.
+        topic: String,
+    },
 }
 
 impl BrokerError {

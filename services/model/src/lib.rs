@@ -24,9 +24,11 @@ pub use credit_code::{CreditCode, CreditCodeError};
 pub use date::{DateError, ExcelEpoch, from_excel_serial, parse_date};
 pub use error_text::error_chain;
 pub use event::{
-    Contribution, DeadLetter, Envelope, Event, EventKind, Fact, Operation, PayrollPayment,
-    PostCategory, RosterEntry, SourceRef, SourceRefKind, StaffStatus, UnitQuota,
+    Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, Operation,
+    PayrollPayment, PensionStart, PostCategory, PurchasedService, RosterEntry, SourceRef,
+    SourceRefKind, StaffStatus, UnitQuota, VeteranPlacement,
 };
+
 pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings};
 pub use key::PersonKeyer;
 pub use money::{MoneyError, amount_from_number, parse_amount};

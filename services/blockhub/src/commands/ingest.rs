@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use blockhub_connector::{FileReport, IngestReport, SourceKind, UnitDirectory, ingest};
+use blockhub_connector::{
+    FileReport, IngestOptions, IngestReport, Mapping, SourceKind, UnitDirectory, ingest,
+};
+
 use blockhub_model::{CreditCode, PersonKeyer};
 use clap::{Args, ValueEnum};
 
@@ -22,6 +25,14 @@ pub enum SourceName {
     Payroll,
     /// The social-security bureau's monthly contributions.
     Contributions,
+    /// The social-security bureau's pension starts.
+    Retirements,
+    /// The court's enforcement cases.
+    CourtCases,
+    /// The veterans-affairs bureau's placements.
+    Placements,
+    /// The finance bureau's purchased-service contracts.
+    Purchases,
 }
 
 /// Flags of `ingest`.
@@ -32,16 +43,9 @@ pub struct IngestArgs {
     /// The exports (.csv in UTF-8 or GB18030, .xlsx).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Unit names as departments write them, mapped to credit codes (TOML,
-    /// an `[aliases]` table), for exports that name units without codes.
-    /// The quota list already ingested is always used.
-    #[arg(long, env = "BLOCKHUB_UNIT_ALIASES")]
-    pub unit_aliases: Option<PathBuf>,
-    /// The credit code of the unit the whole export belongs to, for rows
-    /// that name no unit (a unit's own staff list or payroll). Rows that
-    /// do name a unit keep theirs.
-    #[arg(long)]
-    pub unit: Option<String>,
+    /// How this department's export differs from the defaults.
+    #[command(flatten)]
+    pub mapping: MappingArgs,
     /// Print the counts as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -50,26 +54,70 @@ pub struct IngestArgs {
     pub broker: BrokerArgs,
 }
 
+/// Flags saying how a department's export or table differs from the
+/// defaults; shared by `ingest` and `connect`.
+#[derive(Debug, Args)]
+pub struct MappingArgs {
+    /// Unit names as departments write them, mapped to credit codes (TOML,
+    /// an `[aliases]` table), for exports that name units without codes.
+    /// The quota list already ingested is always used.
+    #[arg(long, env = "BLOCKHUB_UNIT_ALIASES")]
+    pub unit_aliases: Option<PathBuf>,
+    /// How this department's export differs from the defaults (TOML):
+    /// `[columns]` header texts per field, `[values.FIELD]` label maps.
+    /// See the README's "Mapping a department's export".
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// The credit code of the unit the whole export belongs to, for rows
+    /// that name no unit (a unit's own staff list or payroll). Rows that
+    /// do name a unit keep theirs.
+    #[arg(long)]
+    pub unit: Option<String>,
+}
+
+impl MappingArgs {
+    /// The aliases and mapping these flags name, checked for `source`.
+    pub fn options(&self, source: SourceKind) -> Result<IngestOptions> {
+        let mut aliases = match &self.unit_aliases {
+            Some(path) => UnitDirectory::from_aliases_file(path)?,
+            None => UnitDirectory::default(),
+        };
+        if let Some(unit) = &self.unit {
+            aliases.set_export_unit(CreditCode::parse(unit).context("--unit")?);
+        }
+        let mapping = match &self.mapping {
+            Some(path) => Mapping::from_file(path, source)?,
+            None => Mapping::default(),
+        };
+        Ok(IngestOptions { aliases, mapping })
+    }
+}
+
+impl SourceName {
+    /// The connector's source.
+    pub fn kind(self) -> SourceKind {
+        match self {
+            SourceName::Quota => SourceKind::Quota,
+            SourceName::Roster => SourceKind::Roster,
+            SourceName::Payroll => SourceKind::Payroll,
+            SourceName::Contributions => SourceKind::Contributions,
+            SourceName::Retirements => SourceKind::Retirements,
+            SourceName::CourtCases => SourceKind::CourtCases,
+            SourceName::Placements => SourceKind::Placements,
+            SourceName::Purchases => SourceKind::Purchases,
+        }
+    }
+}
+
 /// Runs `ingest`. Exits 0 when every data row was published, 3 when some
 /// rows were rejected (and kept as dead letters), 2 when a file could not
 /// be read.
 pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
-    let source = match args.source {
-        SourceName::Quota => SourceKind::Quota,
-        SourceName::Roster => SourceKind::Roster,
-        SourceName::Payroll => SourceKind::Payroll,
-        SourceName::Contributions => SourceKind::Contributions,
-    };
+    let source = args.source.kind();
+    let options = args.mapping.options(source)?;
     let settings = super::kafka_settings(data, &args.broker)?;
     let keyer = PersonKeyer::new(&data.key_secret()?).context("person-key secret")?;
-    let mut aliases = match &args.unit_aliases {
-        Some(path) => UnitDirectory::from_aliases_file(path)?,
-        None => UnitDirectory::default(),
-    };
-    if let Some(unit) = &args.unit {
-        aliases.set_export_unit(CreditCode::parse(unit).context("--unit")?);
-    }
-    let report = ingest(source, &args.files, &settings, keyer, &aliases)
+    let report = ingest(source, &args.files, &settings, keyer, &options)
         .await
         .with_context(|| format!("publishing to the broker at {}", settings.brokers))?;
 
@@ -92,17 +140,19 @@ pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
     })
 }
 
-fn print_table(report: &IngestReport, dead_letter_topic: &str) {
+pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
     println!(
-        "{:<32} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}",
-        "file", "rows read", "published", "title", "blank", "totals", "rejected"
+        "{:<28} {:>9} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>8}",
+        "file", "rows read", "new", "changed", "unchanged", "title", "blank", "totals", "rejected"
     );
     let line = |file: &FileReport, name: &str| {
         println!(
-            "{:<32} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9}",
+            "{:<28} {:>9} {:>7} {:>7} {:>9} {:>6} {:>6} {:>6} {:>8}",
             name,
             file.rows_read,
-            file.published,
+            file.inserted,
+            file.updated,
+            file.unchanged,
             file.skipped_title,
             file.skipped_blank,
             file.skipped_totals,
@@ -122,7 +172,7 @@ fn print_table(report: &IngestReport, dead_letter_topic: &str) {
         for sample in &file.rejected_sample {
             println!(
                 "  rejected {} row {}: {}",
-                file.file, sample.row, sample.reason
+                file.file, sample.position, sample.reason
             );
         }
         if file.rejected > file.rejected_sample.len() as u64 {
@@ -137,9 +187,25 @@ fn print_table(report: &IngestReport, dead_letter_topic: &str) {
                 file.file, file.padded
             );
         }
+        for (warning, count) in &file.warnings {
+            println!("  {}: {count} rows: {warning}", file.file);
+        }
         if let Some(error) = &file.error {
             println!("  FAILED {error}");
         }
+    }
+    if report.deleted > 0 {
+        println!(
+            "{} published before and no longer in the export: published as deletes.",
+            report.deleted
+        );
+    }
+    if report.deletes_withheld > 0 {
+        println!(
+            "{} published before are missing from the export but were NOT deleted, because \
+             rows were rejected or a file failed; fix those and ingest again.",
+            report.deletes_withheld
+        );
     }
     let rejected = report.total().rejected;
     if rejected > 0 {

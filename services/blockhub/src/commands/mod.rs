@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod connect;
 pub mod dead_letters;
 pub mod gateway;
 pub mod health;
@@ -28,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(&data, args).await,
         Command::Ingest(args) => ingest::run(&data, args).await,
+        Command::Connect(args) => connect::run(&data, args).await,
         Command::Merger(args) => merger::run(&data, args).await,
         Command::Gateway(args) => gateway::run(&data, args).await,
         Command::Lookup(args) => lookup::run(&data, args).await,

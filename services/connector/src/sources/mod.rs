@@ -3,13 +3,17 @@
 //! fact, or a rejection with every reason) and `tests`.
 
 pub mod contributions;
+pub mod court_cases;
 pub mod payroll;
+pub mod placements;
+pub mod purchases;
 pub mod quota;
+pub mod retirements;
 pub mod roster;
 
 use blockhub_model::{
-    CitizenId, CreditCode, Fact, Month, amount_from_number, fold::fold_text, parse_amount,
-    parse_date,
+    CitizenId, CreditCode, EventKind, Fact, Month, amount_from_number, fold::fold_text,
+    parse_amount, parse_date,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -17,6 +21,7 @@ use rust_decimal::Decimal;
 use crate::directory::{Resolution, UnitDirectory};
 use crate::export::Cell;
 use crate::layout::{FieldSpec, Layout};
+use crate::mapping_file::Mapping;
 
 /// Header texts naming the citizen ID column, in every source.
 pub const CITIZEN_ID_HEADERS: &[&str] = &[
@@ -42,6 +47,14 @@ pub enum SourceKind {
     Payroll,
     /// Monthly contributions from the social-security bureau.
     Contributions,
+    /// Pension starts from the social-security bureau.
+    Retirements,
+    /// Enforcement cases from the court.
+    CourtCases,
+    /// Placements from the veterans-affairs bureau.
+    Placements,
+    /// Purchased-service contracts from the finance bureau.
+    Purchases,
 }
 
 impl SourceKind {
@@ -52,7 +65,32 @@ impl SourceKind {
             Self::Roster => "staffing.roster",
             Self::Payroll => "finance.payroll",
             Self::Contributions => "social_security.contributions",
+            Self::Retirements => "social_security.retirements",
+            Self::CourtCases => "court.enforcement_cases",
+            Self::Placements => "veterans.placements",
+            Self::Purchases => "finance.purchases",
         }
+    }
+
+    /// The kind of event the source publishes.
+    pub fn event_kind(&self) -> EventKind {
+        match self {
+            Self::Quota => EventKind::UnitQuota,
+            Self::Roster => EventKind::RosterEntry,
+            Self::Payroll => EventKind::PayrollPayment,
+            Self::Contributions => EventKind::Contribution,
+            Self::Retirements => EventKind::PensionStart,
+            Self::CourtCases => EventKind::EnforcementCase,
+            Self::Placements => EventKind::VeteranPlacement,
+            Self::Purchases => EventKind::PurchasedService,
+        }
+    }
+
+    /// Whether rows name units that must be resolved through the unit
+
+    /// directory (read from the quota topic).
+    pub fn needs_unit_directory(&self) -> bool {
+        !matches!(self, Self::Quota | Self::Retirements | Self::CourtCases)
     }
 
     /// The fields the source reads.
@@ -62,6 +100,10 @@ impl SourceKind {
             Self::Roster => roster::mapping::fields(),
             Self::Payroll => payroll::mapping::fields(),
             Self::Contributions => contributions::mapping::fields(),
+            Self::Retirements => retirements::mapping::fields(),
+            Self::CourtCases => court_cases::mapping::fields(),
+            Self::Placements => placements::mapping::fields(),
+            Self::Purchases => purchases::mapping::fields(),
         }
     }
 
@@ -72,6 +114,10 @@ impl SourceKind {
             Self::Roster => roster::parse::parse(row),
             Self::Payroll => payroll::parse::parse(row),
             Self::Contributions => contributions::parse::parse(row),
+            Self::Retirements => retirements::parse::parse(row),
+            Self::CourtCases => court_cases::parse::parse(row),
+            Self::Placements => placements::parse::parse(row),
+            Self::Purchases => purchases::parse::parse(row),
         }
     }
 }
@@ -131,7 +177,9 @@ pub struct RowView<'a> {
     layout: &'a Layout,
     cells: &'a [Cell],
     directory: &'a UnitDirectory,
+    mapping: Option<&'a Mapping>,
     problems: Vec<FieldProblem>,
+    warnings: Vec<String>,
 }
 
 impl<'a> RowView<'a> {
@@ -142,8 +190,35 @@ impl<'a> RowView<'a> {
             layout,
             cells,
             directory,
+            mapping: None,
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Translates labels through a department's value maps.
+    pub fn with_mapping(mut self, mapping: &'a Mapping) -> Self {
+        self.mapping = Some(mapping);
+        self
+    }
+
+    /// The hub's label for a label as exported: the mapping's translation
+    /// where it names one, else the label itself.
+    pub fn translated(&self, field: &str, label: &str) -> String {
+        self.mapping
+            .and_then(|mapping| mapping.translate(field, label))
+            .unwrap_or(label)
+            .to_string()
+    }
+
+    /// Notes something accepted with a caveat; never carries an ID number.
+    pub fn warn(&mut self, message: String) {
+        self.warnings.push(message);
+    }
+
+    /// The caveats noted so far.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// The unit's credit code: from its own column, else the unit's name
@@ -275,7 +350,28 @@ impl<'a> RowView<'a> {
         })
     }
 
+    /// A date that must be present.
+    pub fn required_date(&mut self, field: &str) -> Option<NaiveDate> {
+        match self.date(field) {
+            Ok(Some(date)) => Some(date),
+            Ok(None) => {
+                self.problem(field, "FIELD_MISSING", "no date given".into());
+                None
+            }
+            Err(ProblemRecorded) => None,
+        }
+    }
+
+    /// An optional amount of money: Ok(None) when empty.
+    pub fn optional_amount(&mut self, field: &str) -> Result<Option<Decimal>, ProblemRecorded> {
+        if self.cell(field).is_empty() {
+            return Ok(None);
+        }
+        self.amount(field).map(Some).ok_or(ProblemRecorded)
+    }
+
     /// A required amount of money.
+
     pub fn amount(&mut self, field: &str) -> Option<Decimal> {
         let result = match self.cell(field) {
             Cell::Number(number) => amount_from_number(*number),

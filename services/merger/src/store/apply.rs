@@ -17,8 +17,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use blockhub_model::{
-    Contribution, DeadLetter, Envelope, Event, Fact, Operation, PayrollPayment, RosterEntry,
-    UnitQuota,
+    Contribution, DeadLetter, EnforcementCase, Envelope, Event, Fact, Operation, PayrollPayment,
+    PensionStart, PurchasedService, RosterEntry, UnitQuota, VeteranPlacement,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -173,11 +173,13 @@ impl Store {
             .begin()
             .await
             .map_err(query("begin a direct write"))?;
+        let insert = PAYMENTS.insert();
         for chunk in payments.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("{PAYMENT_INSERT} VALUES {}", placeholders(chunk.len(), 14));
+            let marks = placeholders(chunk.len(), PAYMENTS.columns());
+            let sql = format!("{insert} VALUES {marks}");
             let mut statement = sqlx::query(&sql);
             for (payment, envelope) in chunk {
-                statement = bind_payment(statement, payment, envelope)?;
+                statement = (PAYMENTS.bind)(statement, payment, envelope)?;
             }
             statement
                 .execute(&mut *tx)
@@ -308,119 +310,299 @@ async fn record_events(
     Ok(new_ids)
 }
 
-/// The facts of a batch, one event per fact: the one a sequential
-/// application would leave standing.
+/// The facts of a batch, one event per fact (by `Fact::identity`): the one
+/// a sequential application would leave standing.
 #[derive(Default)]
 struct FactBatch<'a> {
-    units: BTreeMap<&'a str, (&'a Envelope, &'a UnitQuota)>,
-    roster: BTreeMap<(&'a str, &'a str), (&'a Envelope, &'a RosterEntry)>,
-    payments: BTreeMap<(&'a str, &'a str, i32), (&'a Envelope, &'a PayrollPayment)>,
-    contributions: BTreeMap<ContributionKey<'a>, (&'a Envelope, &'a Contribution)>,
-}
-
-/// Person, unit, month and insurance type.
-type ContributionKey<'a> = (&'a str, &'a str, i32, &'a str);
-
-/// Keeps `fact` for `key` unless the batch already holds a newer one: the
-/// store's guard (observed_at <= excluded.observed_at) in miniature, so an
-/// equal-time later event wins as it would applied after.
-fn keep_newer<'a, K: Ord, T>(
-    facts: &mut BTreeMap<K, (&'a Envelope, &'a T)>,
-    key: K,
-    envelope: &'a Envelope,
-    fact: &'a T,
-) {
-    let replace = facts
-        .get(&key)
-        .is_none_or(|(current, _)| current.observed_at <= envelope.observed_at);
-    if replace {
-        facts.insert(key, (envelope, fact));
-    }
+    facts: BTreeMap<String, (&'a Envelope, &'a Fact)>,
 }
 
 impl<'a> FactBatch<'a> {
+    /// Keeps the event unless the batch already holds a newer one for the
+    /// same fact: the store's guard (observed_at <= excluded.observed_at)
+    /// in miniature, so an equal-time later event wins as it would applied
+    /// after.
     fn add(&mut self, event: &'a Event) {
         let envelope = &event.envelope;
-        match &event.fact {
-            Fact::UnitQuota(quota) => {
-                keep_newer(&mut self.units, quota.unit_code.as_str(), envelope, quota)
-            }
-            Fact::RosterEntry(entry) => {
-                let key = (entry.citizen_id.as_str(), entry.unit_code.as_str());
-                keep_newer(&mut self.roster, key, envelope, entry);
-            }
-            Fact::PayrollPayment(payment) => {
-                let key = (
-                    payment.citizen_id.as_str(),
-                    payment.unit_code.as_str(),
-                    payment.month.as_number(),
-                );
-                keep_newer(&mut self.payments, key, envelope, payment);
-            }
-            Fact::Contribution(contribution) => {
-                let key = (
-                    contribution.citizen_id.as_str(),
-                    contribution.unit_code.as_str(),
-                    contribution.month.as_number(),
-                    contribution.insurance_type.as_str(),
-                );
-                keep_newer(&mut self.contributions, key, envelope, contribution);
-            }
+        let key = event.fact.identity();
+        let replace = self
+            .facts
+            .get(&key)
+            .is_none_or(|(current, _)| current.observed_at <= envelope.observed_at);
+        if replace {
+            self.facts.insert(key, (envelope, &event.fact));
         }
     }
 
     async fn write(&self, tx: &mut Transaction<'_, Any>, rows: usize) -> Result<(), MergerError> {
-        let units: Vec<_> = self.units.values().copied().collect();
-        upsert_all(tx, rows, &UNITS, &units).await?;
-        let roster: Vec<_> = self.roster.values().copied().collect();
-        upsert_all(tx, rows, &ROSTER_ENTRIES, &roster).await?;
-        let payments: Vec<_> = self.payments.values().copied().collect();
-        upsert_all(tx, rows, &PAYMENTS, &payments).await?;
-        let contributions: Vec<_> = self.contributions.values().copied().collect();
-        upsert_all(tx, rows, &CONTRIBUTIONS, &contributions).await
+        let mut kinds = ByKind::default();
+        for &(envelope, fact) in self.facts.values() {
+            match fact {
+                Fact::UnitQuota(f) => kinds.units.push((envelope, f)),
+                Fact::RosterEntry(f) => kinds.roster.push((envelope, f)),
+                Fact::PayrollPayment(f) => kinds.payments.push((envelope, f)),
+                Fact::Contribution(f) => kinds.contributions.push((envelope, f)),
+                Fact::PensionStart(f) => kinds.pensions.push((envelope, f)),
+                Fact::EnforcementCase(f) => kinds.cases.push((envelope, f)),
+                Fact::VeteranPlacement(f) => kinds.placements.push((envelope, f)),
+                Fact::PurchasedService(f) => kinds.purchases.push((envelope, f)),
+            }
+        }
+        upsert_all(tx, rows, &UNITS, &kinds.units).await?;
+        upsert_all(tx, rows, &ROSTER_ENTRIES, &kinds.roster).await?;
+        upsert_all(tx, rows, &PAYMENTS, &kinds.payments).await?;
+        upsert_all(tx, rows, &CONTRIBUTIONS, &kinds.contributions).await?;
+        upsert_all(tx, rows, &PENSION_STARTS, &kinds.pensions).await?;
+        upsert_all(tx, rows, &ENFORCEMENT_CASES, &kinds.cases).await?;
+        upsert_all(tx, rows, &VETERAN_PLACEMENTS, &kinds.placements).await?;
+        upsert_all(tx, rows, &PURCHASED_SERVICES, &kinds.purchases).await
     }
 }
 
-/// How one kind of fact is written: the two halves of its upsert, its
-/// width, and how one fact binds.
+/// A batch's facts split by kind, each list in key order.
+#[derive(Default)]
+struct ByKind<'a> {
+    units: Vec<(&'a Envelope, &'a UnitQuota)>,
+    roster: Vec<(&'a Envelope, &'a RosterEntry)>,
+    payments: Vec<(&'a Envelope, &'a PayrollPayment)>,
+    contributions: Vec<(&'a Envelope, &'a Contribution)>,
+    pensions: Vec<(&'a Envelope, &'a PensionStart)>,
+    cases: Vec<(&'a Envelope, &'a EnforcementCase)>,
+    placements: Vec<(&'a Envelope, &'a VeteranPlacement)>,
+    purchases: Vec<(&'a Envelope, &'a PurchasedService)>,
+}
+
+/// How one kind of fact is written: its table, the columns that identify a
+/// fact (the conflict target), the columns that describe it, and how one
+/// fact binds: key columns, then value columns, then provenance.
 struct FactTable<T> {
-    insert: &'static str,
-    conflict: &'static str,
-    columns: usize,
+    table: &'static str,
+    keys: &'static [&'static str],
+    values: &'static [&'static str],
     action: &'static str,
     bind: for<'q> fn(AnyQuery<'q>, &'q T, &'q Envelope) -> Result<AnyQuery<'q>, MergerError>,
 }
 
+/// The columns every fact table ends with, in `bind_provenance` order.
+const PROVENANCE: [&str; 6] = [
+    "deleted",
+    "source_system",
+    "source_location",
+    "source_position",
+    "event_id",
+    "observed_at",
+];
+
+impl<T> FactTable<T> {
+    fn columns(&self) -> usize {
+        self.keys.len() + self.values.len() + PROVENANCE.len()
+    }
+
+    fn insert(&self) -> String {
+        let columns: Vec<&str> = self
+            .keys
+            .iter()
+            .chain(self.values)
+            .chain(&PROVENANCE)
+            .copied()
+            .collect();
+        format!("INSERT INTO {} ({})", self.table, columns.join(", "))
+    }
+
+    // Each upsert keeps the newer fact: a row observed later than the
+    // incoming event is left as it is, so a stale export ingested late
+    // changes nothing.
+    fn conflict(&self) -> String {
+        let updates: Vec<String> = self
+            .values
+            .iter()
+            .chain(&PROVENANCE)
+            .map(|column| format!("{column} = excluded.{column}"))
+            .collect();
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET {} WHERE {}.observed_at <= excluded.observed_at",
+            self.keys.join(", "),
+            updates.join(", "),
+            self.table
+        )
+    }
+}
+
 const UNITS: FactTable<UnitQuota> = FactTable {
-    insert: UNIT_INSERT,
-    conflict: UNIT_CONFLICT,
-    columns: 11,
+    table: "units",
+    keys: &["unit_code"],
+    values: &["unit_name", "unit_type", "quota", "approved_on"],
     action: "store unit quotas",
-    bind: bind_unit,
+    bind: |statement, quota, envelope| {
+        let statement = statement
+            .bind(quota.unit_code.as_str())
+            .bind(&quota.unit_name)
+            .bind(&quota.unit_type)
+            .bind(i64::from(quota.quota))
+            .bind(date_text(quota.approved_on));
+        Ok(bind_provenance(statement, envelope))
+    },
 };
 
 const ROSTER_ENTRIES: FactTable<RosterEntry> = FactTable {
-    insert: ROSTER_INSERT,
-    conflict: ROSTER_CONFLICT,
-    columns: 20,
+    table: "roster_entries",
+    keys: &["citizen_id", "unit_code"],
+    values: &[
+        "name",
+        "unit_name",
+        "post_category",
+        "post_category_label",
+        "employment_form",
+        "hire_date",
+        "contract_start",
+        "contract_end",
+        "contract_open_ended",
+        "status",
+        "status_label",
+        "left_on",
+    ],
     action: "store roster entries",
-    bind: bind_roster_entry,
+    bind: |statement, entry, envelope| {
+        let statement = statement
+            .bind(entry.citizen_id.as_str())
+            .bind(entry.unit_code.as_str())
+            .bind(&entry.name)
+            .bind(&entry.unit_name)
+            .bind(entry.post_category.label())
+            .bind(&entry.post_category_label)
+            .bind(&entry.employment_form)
+            .bind(date_text(entry.hire_date))
+            .bind(date_text(entry.contract_start))
+            .bind(date_text(entry.contract_end))
+            .bind(i64::from(entry.contract_open_ended))
+            .bind(entry.status.label())
+            .bind(&entry.status_label)
+            .bind(date_text(entry.left_on));
+        Ok(bind_provenance(statement, envelope))
+    },
 };
 
 const PAYMENTS: FactTable<PayrollPayment> = FactTable {
-    insert: PAYMENT_INSERT,
-    conflict: PAYMENT_CONFLICT,
-    columns: 14,
+    table: "payroll_payments",
+    keys: &["citizen_id", "unit_code", "pay_month"],
+    values: &[
+        "name",
+        "unit_name",
+        "gross_cents",
+        "net_cents",
+        "fund_source",
+    ],
     action: "store payroll payments",
-    bind: bind_payment,
+    bind: |statement, payment, envelope| {
+        let statement = statement
+            .bind(payment.citizen_id.as_str())
+            .bind(payment.unit_code.as_str())
+            .bind(i64::from(payment.month.as_number()))
+            .bind(&payment.name)
+            .bind(&payment.unit_name)
+            .bind(cents(payment.gross)?)
+            .bind(cents(payment.net)?)
+            .bind(&payment.fund_source);
+        Ok(bind_provenance(statement, envelope))
+    },
 };
 
 const CONTRIBUTIONS: FactTable<Contribution> = FactTable {
-    insert: CONTRIBUTION_INSERT,
-    conflict: CONTRIBUTION_CONFLICT,
-    columns: 13,
+    table: "contributions",
+    keys: &[
+        "citizen_id",
+        "unit_code",
+        "contribution_month",
+        "insurance_type",
+    ],
+    values: &["name", "unit_name", "insured_status"],
     action: "store contributions",
-    bind: bind_contribution,
+    bind: |statement, contribution, envelope| {
+        let statement = statement
+            .bind(contribution.citizen_id.as_str())
+            .bind(contribution.unit_code.as_str())
+            .bind(i64::from(contribution.month.as_number()))
+            .bind(&contribution.insurance_type)
+            .bind(&contribution.name)
+            .bind(&contribution.unit_name)
+            .bind(&contribution.insured_status);
+        Ok(bind_provenance(statement, envelope))
+    },
+};
+
+const PENSION_STARTS: FactTable<PensionStart> = FactTable {
+    table: "pension_starts",
+    keys: &["citizen_id", "benefit_type"],
+    values: &["name", "starts_on"],
+    action: "store pension starts",
+    bind: |statement, start, envelope| {
+        let statement = statement
+            .bind(start.citizen_id.as_str())
+            .bind(&start.benefit_type)
+            .bind(&start.name)
+            .bind(date_text(Some(start.starts_on)));
+        Ok(bind_provenance(statement, envelope))
+    },
+};
+
+const ENFORCEMENT_CASES: FactTable<EnforcementCase> = FactTable {
+    table: "enforcement_cases",
+    keys: &["case_number", "citizen_id"],
+    values: &["name", "amount_cents", "filed_on", "case_status"],
+    action: "store enforcement cases",
+    bind: |statement, case, envelope| {
+        let statement = statement
+            .bind(&case.case_number)
+            .bind(case.citizen_id.as_str())
+            .bind(&case.name)
+            .bind(cents(Some(case.amount))?)
+            .bind(date_text(case.filed_on))
+            .bind(&case.case_status);
+        Ok(bind_provenance(statement, envelope))
+    },
+};
+
+const VETERAN_PLACEMENTS: FactTable<VeteranPlacement> = FactTable {
+    table: "veteran_placements",
+    keys: &["citizen_id", "unit_code"],
+    values: &["name", "placement_type", "unit_name", "placed_on"],
+    action: "store veteran placements",
+    bind: |statement, placement, envelope| {
+        let statement = statement
+            .bind(placement.citizen_id.as_str())
+            .bind(placement.unit_code.as_str())
+            .bind(&placement.name)
+            .bind(&placement.placement_type)
+            .bind(&placement.unit_name)
+            .bind(date_text(placement.placed_on));
+        Ok(bind_provenance(statement, envelope))
+    },
+};
+
+const PURCHASED_SERVICES: FactTable<PurchasedService> = FactTable {
+    table: "purchased_services",
+    keys: &["unit_code", "project_name"],
+    values: &[
+        "unit_name",
+        "provider",
+        "staff_count",
+        "contract_amount_cents",
+        "period_start",
+        "period_end",
+    ],
+    action: "store purchased services",
+    bind: |statement, service, envelope| {
+        let statement = statement
+            .bind(service.unit_code.as_str())
+            .bind(&service.project_name)
+            .bind(&service.unit_name)
+            .bind(&service.provider)
+            .bind(i64::from(service.staff_count))
+            .bind(cents(service.contract_amount)?)
+            .bind(date_text(service.period_start))
+            .bind(date_text(service.period_end));
+        Ok(bind_provenance(statement, envelope))
+    },
 };
 
 /// Upserts facts of one kind, `rows` to a statement.
@@ -430,9 +612,13 @@ async fn upsert_all<T: Sync>(
     table: &FactTable<T>,
     facts: &[(&Envelope, &T)],
 ) -> Result<(), MergerError> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let (insert, conflict) = (table.insert(), table.conflict());
     for chunk in facts.chunks(rows) {
-        let marks = placeholders(chunk.len(), table.columns);
-        let sql = format!("{} VALUES {marks} {}", table.insert, table.conflict);
+        let marks = placeholders(chunk.len(), table.columns());
+        let sql = format!("{insert} VALUES {marks} {conflict}");
         let mut statement = sqlx::query(&sql);
         for &(envelope, fact) in chunk {
             statement = (table.bind)(statement, fact, envelope)?;
@@ -461,128 +647,6 @@ fn bind_provenance<'q>(query: AnyQuery<'q>, envelope: &'q Envelope) -> AnyQuery<
 
 fn deleted(envelope: &Envelope) -> i64 {
     i64::from(envelope.operation == Operation::Delete)
-}
-
-// Each upsert keeps the newer fact: a row observed later than the incoming
-// event is left as it is, so a stale export ingested late changes nothing.
-
-const UNIT_INSERT: &str = "INSERT INTO units (unit_code, unit_name, unit_type, quota, \
-    approved_on, deleted, source_system, source_location, source_position, event_id, \
-    observed_at)";
-const UNIT_CONFLICT: &str = "ON CONFLICT (unit_code) DO UPDATE SET \
-    unit_name = excluded.unit_name, unit_type = excluded.unit_type, quota = excluded.quota, \
-    approved_on = excluded.approved_on, deleted = excluded.deleted, \
-    source_system = excluded.source_system, source_location = excluded.source_location, \
-    source_position = excluded.source_position, event_id = excluded.event_id, \
-    observed_at = excluded.observed_at \
-    WHERE units.observed_at <= excluded.observed_at";
-
-fn bind_unit<'q>(
-    statement: AnyQuery<'q>,
-    quota: &'q UnitQuota,
-    envelope: &'q Envelope,
-) -> Result<AnyQuery<'q>, MergerError> {
-    let statement = statement
-        .bind(quota.unit_code.as_str())
-        .bind(&quota.unit_name)
-        .bind(&quota.unit_type)
-        .bind(i64::from(quota.quota))
-        .bind(date_text(quota.approved_on));
-    Ok(bind_provenance(statement, envelope))
-}
-
-const ROSTER_INSERT: &str = "INSERT INTO roster_entries (citizen_id, unit_code, name, \
-    unit_name, post_category, post_category_label, employment_form, hire_date, contract_start, \
-    contract_end, contract_open_ended, status, status_label, left_on, deleted, source_system, \
-    source_location, source_position, event_id, observed_at)";
-const ROSTER_CONFLICT: &str = "ON CONFLICT (citizen_id, unit_code) DO UPDATE SET \
-    name = excluded.name, unit_name = excluded.unit_name, \
-    post_category = excluded.post_category, post_category_label = excluded.post_category_label, \
-    employment_form = excluded.employment_form, hire_date = excluded.hire_date, \
-    contract_start = excluded.contract_start, contract_end = excluded.contract_end, \
-    contract_open_ended = excluded.contract_open_ended, status = excluded.status, \
-    status_label = excluded.status_label, left_on = excluded.left_on, \
-    deleted = excluded.deleted, source_system = excluded.source_system, \
-    source_location = excluded.source_location, source_position = excluded.source_position, \
-    event_id = excluded.event_id, observed_at = excluded.observed_at \
-    WHERE roster_entries.observed_at <= excluded.observed_at";
-
-fn bind_roster_entry<'q>(
-    statement: AnyQuery<'q>,
-    entry: &'q RosterEntry,
-    envelope: &'q Envelope,
-) -> Result<AnyQuery<'q>, MergerError> {
-    let statement = statement
-        .bind(entry.citizen_id.as_str())
-        .bind(entry.unit_code.as_str())
-        .bind(&entry.name)
-        .bind(&entry.unit_name)
-        .bind(entry.post_category.label())
-        .bind(&entry.post_category_label)
-        .bind(&entry.employment_form)
-        .bind(date_text(entry.hire_date))
-        .bind(date_text(entry.contract_start))
-        .bind(date_text(entry.contract_end))
-        .bind(i64::from(entry.contract_open_ended))
-        .bind(entry.status.label())
-        .bind(&entry.status_label)
-        .bind(date_text(entry.left_on));
-    Ok(bind_provenance(statement, envelope))
-}
-
-const PAYMENT_INSERT: &str = "INSERT INTO payroll_payments (citizen_id, unit_code, pay_month, \
-    name, unit_name, gross_cents, net_cents, fund_source, deleted, source_system, \
-    source_location, source_position, event_id, observed_at)";
-const PAYMENT_CONFLICT: &str = "ON CONFLICT (citizen_id, unit_code, pay_month) DO UPDATE SET \
-    name = excluded.name, unit_name = excluded.unit_name, gross_cents = excluded.gross_cents, \
-    net_cents = excluded.net_cents, fund_source = excluded.fund_source, \
-    deleted = excluded.deleted, source_system = excluded.source_system, \
-    source_location = excluded.source_location, source_position = excluded.source_position, \
-    event_id = excluded.event_id, observed_at = excluded.observed_at \
-    WHERE payroll_payments.observed_at <= excluded.observed_at";
-
-fn bind_payment<'q>(
-    statement: AnyQuery<'q>,
-    payment: &'q PayrollPayment,
-    envelope: &'q Envelope,
-) -> Result<AnyQuery<'q>, MergerError> {
-    let statement = statement
-        .bind(payment.citizen_id.as_str())
-        .bind(payment.unit_code.as_str())
-        .bind(i64::from(payment.month.as_number()))
-        .bind(&payment.name)
-        .bind(&payment.unit_name)
-        .bind(cents(payment.gross)?)
-        .bind(cents(payment.net)?)
-        .bind(&payment.fund_source);
-    Ok(bind_provenance(statement, envelope))
-}
-
-const CONTRIBUTION_INSERT: &str = "INSERT INTO contributions (citizen_id, unit_code, \
-    contribution_month, insurance_type, name, unit_name, insured_status, deleted, \
-    source_system, source_location, source_position, event_id, observed_at)";
-const CONTRIBUTION_CONFLICT: &str = "ON CONFLICT (citizen_id, unit_code, contribution_month, \
-    insurance_type) DO UPDATE SET name = excluded.name, unit_name = excluded.unit_name, \
-    insured_status = excluded.insured_status, deleted = excluded.deleted, \
-    source_system = excluded.source_system, source_location = excluded.source_location, \
-    source_position = excluded.source_position, event_id = excluded.event_id, \
-    observed_at = excluded.observed_at \
-    WHERE contributions.observed_at <= excluded.observed_at";
-
-fn bind_contribution<'q>(
-    statement: AnyQuery<'q>,
-    contribution: &'q Contribution,
-    envelope: &'q Envelope,
-) -> Result<AnyQuery<'q>, MergerError> {
-    let statement = statement
-        .bind(contribution.citizen_id.as_str())
-        .bind(contribution.unit_code.as_str())
-        .bind(i64::from(contribution.month.as_number()))
-        .bind(&contribution.insurance_type)
-        .bind(&contribution.name)
-        .bind(&contribution.unit_name)
-        .bind(&contribution.insured_status);
-    Ok(bind_provenance(statement, envelope))
 }
 
 async fn insert_dead_letters(

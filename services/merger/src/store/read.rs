@@ -1,5 +1,7 @@
 //! Reads of the block data for the gateway, the command line and tests.
 
+use std::collections::BTreeMap;
+
 use blockhub_model::{CitizenId, DeadLetter, Month};
 use chrono::{DateTime, NaiveDate};
 use rust_decimal::Decimal;
@@ -125,9 +127,71 @@ pub struct ContentSnapshot {
     pub payments: Vec<PaymentSnapshot>,
     /// Contributions: person, unit, month, insurance type, deleted.
     pub contributions: Vec<(String, String, i64, String, i64)>,
+    /// Pension starts, enforcement cases, veteran placements and purchased
+    /// services: table name and every described column as text.
+    pub department_facts: Vec<(String, String)>,
     /// Dead letters: source, location, position, code.
     pub dead_letters: Vec<(String, String, String, String)>,
 }
+
+/// The other departments' tables and the columns a content comparison
+/// reads: every column that describes the fact, plus whether it is deleted.
+const DEPARTMENT_TABLES: [(&str, &[&str]); 4] = [
+    (
+        "pension_starts",
+        &["citizen_id", "benefit_type", "name", "starts_on", "deleted"],
+    ),
+    (
+        "enforcement_cases",
+        &[
+            "case_number",
+            "citizen_id",
+            "name",
+            "amount_cents",
+            "filed_on",
+            "case_status",
+            "deleted",
+        ],
+    ),
+    (
+        "veteran_placements",
+        &[
+            "citizen_id",
+            "unit_code",
+            "name",
+            "placement_type",
+            "unit_name",
+            "placed_on",
+            "deleted",
+        ],
+    ),
+    (
+        "purchased_services",
+        &[
+            "unit_code",
+            "project_name",
+            "unit_name",
+            "provider",
+            "staff_count",
+            "contract_amount_cents",
+            "period_start",
+            "period_end",
+            "deleted",
+        ],
+    ),
+];
+
+/// Every fact table, for counts.
+pub const FACT_TABLES: [&str; 8] = [
+    "units",
+    "roster_entries",
+    "payroll_payments",
+    "contributions",
+    "pension_starts",
+    "enforcement_cases",
+    "veteran_placements",
+    "purchased_services",
+];
 
 impl Store {
     /// The person's roster entries, active first.
@@ -306,6 +370,22 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("read contributions"))?;
+        let mut department_facts = Vec::new();
+        for (table, columns) in DEPARTMENT_TABLES {
+            let text: Vec<String> = columns
+                .iter()
+                .map(|c| format!("COALESCE(CAST({c} AS TEXT), '')"))
+                .collect();
+            let sql = format!(
+                "SELECT {} FROM {table} ORDER BY 1",
+                text.join(" || '|' || ")
+            );
+            let rows: Vec<String> = sqlx::query_scalar(&sql)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query("read department facts"))?;
+            department_facts.extend(rows.into_iter().map(|row| (table.to_string(), row)));
+        }
         let dead_letters = sqlx::query_as(
             "SELECT source_system, location, position, reason_code FROM dead_letters \
              ORDER BY source_system, location, position, reason_code",
@@ -318,7 +398,22 @@ impl Store {
             roster,
             payments,
             contributions,
+            department_facts,
             dead_letters,
         })
+    }
+
+    /// Facts that hold (not deleted) in each fact table.
+    pub async fn live_fact_counts(&self) -> Result<BTreeMap<String, i64>, MergerError> {
+        let mut counts = BTreeMap::new();
+        for table in FACT_TABLES {
+            let sql = format!("SELECT COUNT(*) FROM {table} WHERE deleted = 0");
+            let count: i64 = sqlx::query_scalar(&sql)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query("count facts"))?;
+            counts.insert(table.to_string(), count);
+        }
+        Ok(counts)
     }
 }

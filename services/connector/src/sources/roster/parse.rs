@@ -29,9 +29,25 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
     let left_on = row.date("left_on");
 
     let post_category_label = row.text("post_category").unwrap_or_default();
+    let post_category =
+        PostCategory::from_label(&row.translated("post_category", &post_category_label));
+    if post_category == PostCategory::Unknown {
+        row.warn(format!(
+            "POST_CATEGORY_UNKNOWN: post category \"{post_category_label}\" is none of 普通辅助, \
+             技术技能, 执法辅助; kept as 未知 with the label as written (map it under \
+             [values.post_category] in a mapping file)"
+        ));
+    }
     let status_label = row.text("status").unwrap_or_default();
     let status = if row.has_column("status") {
-        StaffStatus::from_label(&status_label)
+        let status = StaffStatus::from_label(&row.translated("status", &status_label));
+        if status == StaffStatus::Unknown {
+            row.warn(format!(
+                "STATUS_UNKNOWN: status \"{status_label}\" is neither 在职 nor 减少; kept as 未知 \
+                 with the label as written (map it under [values.status] in a mapping file)"
+            ));
+        }
+        status
     } else {
         // A roster without a status column lists the current holders of
         // posts: a row is active unless it records when the person left.
@@ -46,7 +62,8 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
             name: name?,
             unit_code: unit_code?,
             unit_name: row.text("unit_name").unwrap_or_default(),
-            post_category: PostCategory::from_label(&post_category_label),
+            post_category,
+
             post_category_label: post_category_label.clone(),
             employment_form: row.text("employment_form").unwrap_or_default(),
             hire_date: hire_date.ok()?,

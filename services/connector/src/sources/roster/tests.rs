@@ -183,6 +183,7 @@ fn c05_two_row_header_maps_contract_columns() {
     let RowOutcome::Fact {
         fact: Fact::RosterEntry(entry),
         padded,
+        ..
     } = third
     else {
         panic!()

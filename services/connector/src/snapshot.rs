@@ -1,0 +1,332 @@
+//! The snapshot diff: publish only what changed since the source last
+//! published.
+//!
+//! What a source last published is read back from its own topic (see
+//! `replay`): the latest event of each fact it published, by
+//! `Fact::identity`. A fact read from a new export is then unchanged
+//! (nothing published), new (an insert) or changed (an update); a fact
+//! the source published before and the new export no longer has is a
+//! delete, carrying the last published fact. Because the state is the
+//! topic itself, a connector that crashed part-way through a file simply
+//! publishes the rest on the next run, from any machine.
+//!
+//! Which missing facts are deletes depends on what an export covers:
+//!
+//! - the quota list and the court's case list are whole lists: a unit or
+//!   case missing from the new export no longer holds;
+//! - a roster, placement list or purchased-service list may be one unit's
+//!   or the whole city's: only facts of units the export has rows for (or
+//!   the unit named with `--unit`) can be deleted by it;
+//! - payroll, contributions and pension starts are additive: each export
+//!   adds months or people and never deletes earlier ones.
+//!
+//! A rejected row might be one of the "missing" facts, so when any row of
+//! the run was rejected, or a file could not be read, no deletes are
+//! published; the report says how many were withheld.
+
+use std::collections::{BTreeSet, HashMap};
+
+use blockhub_model::{BrokerError, CreditCode, Event, Fact, KafkaSettings, Operation};
+use tracing::info;
+
+use crate::replay::replay;
+use crate::sources::SourceKind;
+
+/// Which missing facts an export deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteScope {
+    /// Every fact the source published before.
+    WholeSource,
+    /// Facts of the units the export covers.
+    ExportUnits,
+    /// None: the source only adds and changes facts.
+    Additive,
+}
+
+impl SourceKind {
+    /// Which missing facts an export of this source deletes.
+    pub fn delete_scope(&self) -> DeleteScope {
+        match self {
+            Self::Quota | Self::CourtCases => DeleteScope::WholeSource,
+            Self::Roster | Self::Placements | Self::Purchases => DeleteScope::ExportUnits,
+            Self::Payroll | Self::Contributions | Self::Retirements => DeleteScope::Additive,
+        }
+    }
+}
+
+/// What a fact read from an export is, against what was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Published before with the same content: nothing to publish.
+    Unchanged,
+    /// Not published before, or deleted since.
+    Insert,
+    /// Published before with other content.
+    Update,
+}
+
+impl Change {
+    /// The operation to publish, if any.
+    pub fn operation(&self) -> Option<Operation> {
+        match self {
+            Self::Unchanged => None,
+            Self::Insert => Some(Operation::Insert),
+            Self::Update => Some(Operation::Update),
+        }
+    }
+}
+
+struct Published {
+    digest: [u8; 32],
+    deleted: bool,
+    /// The fact itself, kept only where a later export may delete it.
+    fact: Option<Fact>,
+    /// Whether this run's exports had the fact.
+    seen: bool,
+}
+
+/// What one source has published, fact by fact.
+pub struct Snapshot {
+    source: SourceKind,
+    facts: HashMap<String, Published>,
+    /// Units this run's exports had rows for.
+    units: BTreeSet<CreditCode>,
+}
+
+impl Snapshot {
+    /// An empty snapshot: nothing published yet.
+    pub fn empty(source: SourceKind) -> Self {
+        Self {
+            source,
+            facts: HashMap::new(),
+            units: BTreeSet::new(),
+        }
+    }
+
+    /// Reads what `source` published from its topic.
+    pub async fn load(settings: &KafkaSettings, source: SourceKind) -> Result<Self, BrokerError> {
+        let kind = source.event_kind();
+        let (snapshot, stats) = replay(settings, kind, Self::empty(source), Snapshot::fold).await?;
+        if !stats.complete {
+            return Err(BrokerError::Incomplete {
+                topic: settings.topic(kind),
+            });
+        }
+        info!(
+            facts = snapshot.facts.len(),
+            events = stats.events,
+            "Read what the source published before."
+        );
+        Ok(snapshot)
+    }
+
+    fn fold(&mut self, event: Event) {
+        if event.envelope.source_system != self.source.name() {
+            return;
+        }
+        let keep_fact = self.source.delete_scope() != DeleteScope::Additive;
+        let deleted = event.envelope.operation == Operation::Delete;
+        self.facts.insert(
+            event.fact.identity(),
+            Published {
+                digest: event.fact.digest(),
+                deleted,
+                fact: keep_fact.then_some(event.fact),
+                seen: false,
+            },
+        );
+    }
+
+    /// How many facts the source has published and not deleted.
+    pub fn live(&self) -> usize {
+        self.facts.values().filter(|p| !p.deleted).count()
+    }
+
+    /// Classifies a fact read from an export, and records it as published
+    /// in this run (the caller publishes what the change says).
+    pub fn observe(&mut self, fact: &Fact) -> Change {
+        if let Some(unit) = fact.unit() {
+            self.units.insert(unit.clone());
+        }
+        let keep_fact = self.source.delete_scope() != DeleteScope::Additive;
+        let digest = fact.digest();
+        let entry = self.facts.entry(fact.identity());
+        let change = match &entry {
+            std::collections::hash_map::Entry::Occupied(published) => {
+                let published = published.get();
+                if published.deleted {
+                    Change::Insert
+                } else if published.digest == digest {
+                    Change::Unchanged
+                } else {
+                    Change::Update
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(_) => Change::Insert,
+        };
+        entry.insert_entry(Published {
+            digest,
+            deleted: false,
+            fact: keep_fact.then(|| fact.clone()),
+            seen: true,
+        });
+        change
+    }
+
+    /// Names a unit the whole export covers even where it has no rows.
+    pub fn cover_unit(&mut self, unit: CreditCode) {
+        self.units.insert(unit);
+    }
+
+    /// The facts this run deletes: published, not deleted, in scope and
+    /// not seen in this run's exports. Marks them deleted.
+    pub fn deletions(&mut self) -> Vec<Fact> {
+        let scope = self.source.delete_scope();
+        let mut deleted = Vec::new();
+        for published in self.facts.values_mut() {
+            if published.deleted || published.seen {
+                continue;
+            }
+            let Some(fact) = &published.fact else {
+                continue;
+            };
+            let in_scope = match scope {
+                DeleteScope::WholeSource => true,
+                DeleteScope::ExportUnits => fact.unit().is_some_and(|u| self.units.contains(u)),
+                DeleteScope::Additive => false,
+            };
+            if in_scope {
+                published.deleted = true;
+                deleted.push(fact.clone());
+            }
+        }
+        deleted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use blockhub_model::{
+        CitizenId, Month, PayrollPayment, PostCategory, RosterEntry, StaffStatus,
+    };
+
+    use super::*;
+
+    fn entry(id: &str, unit: &str, end: Option<&str>) -> Fact {
+        Fact::RosterEntry(RosterEntry {
+            citizen_id: CitizenId::parse(id).unwrap(),
+            name: "林雯".into(),
+            unit_code: CreditCode::parse(unit).unwrap(),
+            unit_name: String::new(),
+            post_category: PostCategory::GeneralSupport,
+            post_category_label: "普通辅助".into(),
+            employment_form: "劳动合同".into(),
+            hire_date: None,
+            contract_start: None,
+            contract_end: end.map(|d| d.parse().unwrap()),
+            contract_open_ended: false,
+            status: StaffStatus::Active,
+            status_label: "在职".into(),
+            left_on: None,
+        })
+    }
+
+    fn published(snapshot: &mut Snapshot, fact: Fact, operation: Operation) {
+        let envelope = blockhub_model::Envelope::for_file_row(
+            snapshot.source.name(),
+            "roster.xlsx",
+            3,
+            operation,
+        );
+        snapshot.fold(Event { envelope, fact });
+    }
+
+    const A: &str = "11330681830166130U";
+    const B: &str = "11330681543231948W";
+    const P1: &str = "33068119860303567X";
+    const P2: &str = "330681200203086769";
+    const P3: &str = "330681197102276278";
+
+    #[test]
+    fn roster_rows_become_inserts_updates_and_deletes_within_the_export_units() {
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        published(
+            &mut snapshot,
+            entry(P1, A, Some("2026-12-31")),
+            Operation::Upsert,
+        );
+        published(&mut snapshot, entry(P2, A, None), Operation::Insert);
+        published(&mut snapshot, entry(P3, B, None), Operation::Insert);
+
+        // A new export of unit A only: P1 extended, P2 gone, P3 (unit B)
+        // not covered, a new person hired.
+        let new_person = "330681199803206589";
+        assert_eq!(
+            snapshot.observe(&entry(P1, A, Some("2027-12-31"))),
+            Change::Update
+        );
+        assert_eq!(
+            snapshot.observe(&entry(new_person, A, None)),
+            Change::Insert
+        );
+        let deleted = snapshot.deletions();
+        assert_eq!(deleted, vec![entry(P2, A, None)]);
+        assert!(
+            snapshot.deletions().is_empty(),
+            "a delete is published once"
+        );
+    }
+
+    #[test]
+    fn unchanged_facts_publish_nothing_and_deleted_ones_come_back_as_inserts() {
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        published(&mut snapshot, entry(P1, A, None), Operation::Insert);
+        published(&mut snapshot, entry(P2, A, None), Operation::Delete);
+        assert_eq!(snapshot.observe(&entry(P1, A, None)), Change::Unchanged);
+        assert_eq!(snapshot.observe(&entry(P2, A, None)), Change::Insert);
+        assert!(snapshot.deletions().is_empty());
+    }
+
+    #[test]
+    fn other_sources_on_the_topic_are_not_this_sources_facts() {
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        let envelope =
+            blockhub_model::Envelope::for_file_row("someone.else", "x.csv", 2, Operation::Insert);
+        snapshot.fold(Event {
+            envelope,
+            fact: entry(P1, A, None),
+        });
+        assert_eq!(snapshot.observe(&entry(P2, A, None)), Change::Insert);
+        assert!(snapshot.deletions().is_empty());
+    }
+
+    #[test]
+    fn payroll_is_additive_and_keeps_no_facts() {
+        let mut snapshot = Snapshot::empty(SourceKind::Payroll);
+        let payment = |month: &str| {
+            Fact::PayrollPayment(PayrollPayment {
+                citizen_id: CitizenId::parse(P1).unwrap(),
+                name: "林雯".into(),
+                unit_code: CreditCode::parse(A).unwrap(),
+                unit_name: String::new(),
+                month: Month::parse(month).unwrap(),
+                gross: None,
+                net: Some("3250.00".parse().unwrap()),
+                fund_source: String::new(),
+            })
+        };
+        snapshot.fold(Event {
+            envelope: blockhub_model::Envelope::for_file_row(
+                "finance.payroll",
+                "payroll_202610.csv",
+                2,
+                Operation::Insert,
+            ),
+            fact: payment("202610"),
+        });
+        assert!(snapshot.facts.values().all(|p| p.fact.is_none()));
+        assert_eq!(snapshot.observe(&payment("202611")), Change::Insert);
+        assert_eq!(snapshot.observe(&payment("202610")), Change::Unchanged);
+        assert!(snapshot.deletions().is_empty());
+    }
+}

@@ -1,0 +1,6 @@
+//! The retirements source: mapping, parsing and its tests.
+
+pub mod mapping;
+pub mod parse;
+#[cfg(test)]
+mod tests;

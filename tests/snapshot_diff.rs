@@ -1,0 +1,139 @@
+//! Snapshot diff end to end: an edited roster export publishes exactly its
+//! changes, and the store shows them.
+
+use std::collections::BTreeMap;
+
+use blockhub_connector::replay::replay;
+use blockhub_connector::{SourceKind, ingest};
+use blockhub_merger::{MergerConfig, Store};
+use blockhub_model::{EventKind, KafkaSettings};
+use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up};
+use tokio::sync::oneshot;
+
+const HEADER: &str = "姓名,身份证号,统一社会信用代码,岗位类别,合同终止日期,人员状态\n";
+const LIN: &str = "林晓雯,330106198703154214,11330681830166130U,普通辅助,2026-12-31,在职\n";
+const ZHOU: &str = "周雅琴,33010419900708105X,11330681830166130U,技术技能,2027-06-30,在职\n";
+const HE: &str = "何思远,33068119860303567X,11330681830166130U,执法辅助,无固定期限,在职\n";
+const NEW: &str = "唐远明,330681200203086769,11330681830166130U,普通辅助,2028-01-31,在职\n";
+// Another unit's row: the edited export of the first unit must not touch it.
+const OTHER: &str = "尹芳然,330681197102276278,11330681543231948W,普通辅助,2027-01-31,在职\n";
+
+/// Operations published on the roster topic so far, by operation.
+async fn roster_operations(settings: &KafkaSettings) -> BTreeMap<String, u64> {
+    let (counts, stats) = replay(
+        settings,
+        EventKind::RosterEntry,
+        BTreeMap::new(),
+        |counts: &mut BTreeMap<String, u64>, event| {
+            *counts
+                .entry(format!("{:?}", event.envelope.operation))
+                .or_default() += 1;
+        },
+    )
+    .await
+    .unwrap();
+    assert!(stats.complete);
+    counts
+}
+
+async fn ingest_text(settings: &KafkaSettings, dir: &std::path::Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let report = ingest(
+        SourceKind::Roster,
+        &[path],
+        settings,
+        test_keyer(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.total().rejected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_export_publishes_one_delete_one_update_one_insert() {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let dir = tempfile::tempdir().unwrap();
+
+    ingest_text(
+        &settings,
+        dir.path(),
+        "other_unit.csv",
+        &format!("{HEADER}{OTHER}"),
+    )
+    .await;
+    let first = format!("{HEADER}{LIN}{ZHOU}{HE}");
+    ingest_text(&settings, dir.path(), "roster_v1.csv", &first).await;
+    let before = roster_operations(&settings).await;
+    assert_eq!(before.get("Insert"), Some(&4));
+
+    // 周雅琴 leaves (her row is gone), 林晓雯's contract is extended, 唐远明
+    // is hired.
+    let extended = LIN.replace("2026-12-31", "2027-12-31");
+    let edited = format!("{HEADER}{extended}{HE}{NEW}");
+    let path = dir.path().join("roster_v2.csv");
+    std::fs::write(&path, &edited).unwrap();
+    let report = ingest(
+        SourceKind::Roster,
+        std::slice::from_ref(&path),
+        &settings,
+        test_keyer(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let file = &report.files[0];
+    assert_eq!(
+        (file.inserted, file.updated, file.unchanged, report.deleted),
+        (1, 1, 1, 1)
+    );
+    let after = roster_operations(&settings).await;
+    let new_ops = |op: &str| after.get(op).unwrap_or(&0) - before.get(op).unwrap_or(&0);
+    assert_eq!(
+        (new_ops("Insert"), new_ops("Update"), new_ops("Delete")),
+        (1, 1, 1)
+    );
+
+    // The same file again: nothing at all.
+    let again = ingest(
+        SourceKind::Roster,
+        &[path],
+        &settings,
+        test_keyer(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.total().published, again.deleted), (0, 0));
+    assert_eq!(roster_operations(&settings).await, after);
+
+    // The merger shows the departure and the extension; the other unit's
+    // row stands.
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}merger", settings.topic_prefix);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = stopped.await;
+    }));
+    wait_caught_up(&config, &store).await;
+    let counts = store.live_fact_counts().await.unwrap();
+    assert_eq!(
+        counts["roster_entries"], 4,
+        "3 in the edited export + 1 other"
+    );
+    let zhou = blockhub_model::CitizenId::parse("33010419900708105X").unwrap();
+    assert!(store.roster_entries_of(&zhou).await.unwrap().is_empty());
+    let lin = blockhub_model::CitizenId::parse("330106198703154214").unwrap();
+    let entries = store.roster_entries_of(&lin).await.unwrap();
+    assert_eq!(
+        entries[0].contract_end.map(|d| d.to_string()).as_deref(),
+        Some("2027-12-31")
+    );
+    let _ = stop.send(());
+    merger.await.unwrap().unwrap();
+    database.remove(store).await;
+}
