@@ -87,7 +87,6 @@ impl SourceKind {
     }
 
     /// Whether rows name units that must be resolved through the unit
-
     /// directory (read from the quota topic).
     pub fn needs_unit_directory(&self) -> bool {
         !matches!(self, Self::Quota | Self::Retirements | Self::CourtCases)
@@ -371,7 +370,6 @@ impl<'a> RowView<'a> {
     }
 
     /// A required amount of money.
-
     pub fn amount(&mut self, field: &str) -> Option<Decimal> {
         let result = match self.cell(field) {
             Cell::Number(number) => amount_from_number(*number),
