@@ -319,3 +319,66 @@ fn open_ended_contract_is_kept_as_such() {
     assert_eq!(good[1].1.post_category, PostCategory::Unknown);
     assert_eq!(good[1].1.post_category_label, "保洁");
 }
+
+// An unknown post category is kept as 未知 with its label and a warning,
+// never guessed; a mapping's value map turns the same label into a known
+// category, and renamed headers are found through its [columns].
+#[test]
+fn unknown_post_categories_warn_and_mappings_translate_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("district.csv");
+    std::fs::write(
+        &path,
+        "姓名,证件号,统一社会信用代码,岗位\n\
+         林晓雯,330106198703154214,11330681830166130U,辅助岗\n",
+    )
+    .unwrap();
+    let open = |mapping: crate::mapping_file::Mapping| {
+        crate::reader::SourceReader::open(SourceKind::Roster, &path, case_directory())
+            .unwrap()
+            .with_mapping(std::sync::Arc::new(mapping))
+            .map(|r| r.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let columns_only = crate::mapping_file::Mapping::from_toml(
+        "[columns]\ncitizen_id = \"证件号\"\npost_category = \"岗位\"\n",
+        SourceKind::Roster,
+    )
+    .unwrap();
+    let outcomes = open(columns_only);
+    let RowOutcome::Fact {
+        fact: Fact::RosterEntry(entry),
+        warnings,
+        ..
+    } = &outcomes[1].1
+    else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(entry.post_category, PostCategory::Unknown);
+    assert_eq!(entry.post_category_label, "辅助岗");
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].starts_with("POST_CATEGORY_UNKNOWN"),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("辅助岗"));
+
+    let with_values = crate::mapping_file::Mapping::from_toml(
+        "[columns]\ncitizen_id = \"证件号\"\npost_category = \"岗位\"\n\
+         [values.post_category]\n\"辅助岗\" = \"普通辅助\"\n",
+        SourceKind::Roster,
+    )
+    .unwrap();
+    let outcomes = open(with_values);
+    let RowOutcome::Fact {
+        fact: Fact::RosterEntry(entry),
+        warnings,
+        ..
+    } = &outcomes[1].1
+    else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(entry.post_category, PostCategory::GeneralSupport);
+    assert_eq!(entry.post_category_label, "辅助岗");
+    assert!(warnings.is_empty());
+}
