@@ -253,7 +253,16 @@ impl RowSink<'_> {
             }
             *count += 1;
         }
+        if self.snapshot.seen_in_this_run(&fact) {
+            // Both rows are published in order, so the later one stands;
+            // but the export contradicts itself, and every re-ingest will
+            // publish both again, so the department should hear of it.
+            let warning = "DUPLICATE_FACT: states the same fact as an earlier row (for a roster: \
+                           the same person at the same unit); the later row wins";
+            *report.warnings.entry(warning.to_string()).or_default() += 1;
+        }
         let change = self.snapshot.observe(&fact);
+
         match change {
             Change::Unchanged => report.unchanged += 1,
             Change::Insert => report.inserted += 1,

@@ -142,6 +142,15 @@ impl Snapshot {
         self.facts.values().filter(|p| !p.deleted).count()
     }
 
+    /// Whether this run has already observed a fact with the same identity:
+    /// an export stating one fact twice (the same person at the same unit
+    /// on two roster rows, say), where the later row wins.
+    pub fn seen_in_this_run(&self, fact: &Fact) -> bool {
+        self.facts
+            .get(&fact.identity())
+            .is_some_and(|published| published.seen)
+    }
+
     /// Classifies a fact read from an export, and records it as published
     /// in this run (the caller publishes what the change says).
     pub fn observe(&mut self, fact: &Fact) -> Change {
@@ -282,7 +291,9 @@ mod tests {
         let mut snapshot = Snapshot::empty(SourceKind::Roster);
         published(&mut snapshot, entry(P1, A, None), Operation::Insert);
         published(&mut snapshot, entry(P2, A, None), Operation::Delete);
+        assert!(!snapshot.seen_in_this_run(&entry(P1, A, None)));
         assert_eq!(snapshot.observe(&entry(P1, A, None)), Change::Unchanged);
+        assert!(snapshot.seen_in_this_run(&entry(P1, A, Some("2027-01-31"))));
         assert_eq!(snapshot.observe(&entry(P2, A, None)), Change::Insert);
         assert!(snapshot.deletions().is_empty());
     }
