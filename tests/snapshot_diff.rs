@@ -137,3 +137,37 @@ async fn an_edited_export_publishes_one_delete_one_update_one_insert() {
     merger.await.unwrap().unwrap();
     database.remove(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_contradicting_itself_keeps_the_first_row_and_stays_quiet_after() {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let dir = tempfile::tempdir().unwrap();
+    let later = LIN.replace("2026-12-31", "2028-06-30");
+    let path = dir.path().join("dup.csv");
+    std::fs::write(&path, format!("{HEADER}{LIN}{LIN}{later}{ZHOU}")).unwrap();
+    let options = blockhub_connector::IngestOptions::default();
+    let run = || {
+        ingest(
+            SourceKind::Roster,
+            std::slice::from_ref(&path),
+            &settings,
+            test_keyer(),
+            &options,
+        )
+    };
+    let first = run().await.unwrap();
+    let file = &first.files[0];
+    assert_eq!((file.inserted, file.rejected), (2, 1));
+    assert_eq!(file.rejected_by_reason.get("DUPLICATE_FACT"), Some(&1));
+    assert!(file.rejected_sample[0].reason.contains("row 2"));
+    assert_eq!(
+        file.warnings.values().sum::<u64>(),
+        1,
+        "{:?}",
+        file.warnings
+    );
+    let again = run().await.unwrap();
+    assert_eq!(again.total().published, 0);
+    assert_eq!(again.total().unchanged, 2);
+}

@@ -114,6 +114,19 @@ pub enum Command {
     Token(commands::token::TokenCommand),
 }
 
+impl Command {
+    /// Whether the command runs until stopped (a service whose log is its
+    /// record), rather than answering once (whose output is its answer and
+    /// whose log only needs warnings).
+    pub fn is_service(&self) -> bool {
+        match self {
+            Self::Up(_) | Self::Merger(_) | Self::Gateway(_) => true,
+            Self::Connect(args) => !args.once,
+            _ => false,
+        }
+    }
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()

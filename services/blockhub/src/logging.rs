@@ -1,14 +1,18 @@
 //! Logging setup: human-readable lines on stderr, filtered by RUST_LOG
-//! (or BLOCKHUB_LOG), INFO by default.
+//! (or BLOCKHUB_LOG); INFO by default for services, WARN for commands that
+//! print their own answer (ingest, lookup, ...), so the answer is not lost
+//! among log lines. -v shows everything.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
 /// Starts the tracing subscriber.
-pub fn init(verbose: u8) {
+pub fn init(verbose: u8, service: bool) {
     let default = match verbose {
-        0 => "info,rdkafka=warn,sqlx=warn,h2=warn,tower=warn",
+        0 if service => "info,rdkafka=warn,sqlx=warn,h2=warn,tower=warn",
+        // Progress lines stay: off a terminal they replace the progress bar.
+        0 => "warn,blockhub_connector::progress=info",
         1 => "debug,rdkafka=info,sqlx=warn,h2=info,tower=info,hyper=info",
         _ => "trace",
     };

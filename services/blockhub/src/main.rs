@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = blockhub::Cli::parse();
-    blockhub::logging::init(cli.verbose);
+    blockhub::logging::init(cli.verbose, cli.command.is_service());
+
     blockhub::run(cli)
 }

@@ -26,7 +26,7 @@ use crate::progress::Progress;
 use crate::publish::Publisher;
 use crate::reader::{RowOutcome, SourceReader};
 use crate::snapshot::{Change, Snapshot};
-use crate::sources::{Rejection, SourceKind};
+use crate::sources::{FieldProblem, Rejection, SourceKind};
 
 /// What one file yielded.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -253,20 +253,37 @@ impl RowSink<'_> {
             }
             *count += 1;
         }
-        if self.snapshot.seen_in_this_run(&fact) {
-            // Both rows are published in order, so the later one stands;
-            // but the export contradicts itself, and every re-ingest will
-            // publish both again, so the department should hear of it.
-            let warning = "DUPLICATE_FACT: states the same fact as an earlier row (for a roster: \
-                           the same person at the same unit); the later row wins";
-            *report.warnings.entry(warning.to_string()).or_default() += 1;
-        }
-        let change = self.snapshot.observe(&fact);
-
-        match change {
+        let change = self.snapshot.observe(&fact, &source_ref.position);
+        match &change {
             Change::Unchanged => report.unchanged += 1,
             Change::Insert => report.inserted += 1,
             Change::Update => report.updated += 1,
+            Change::Repeated => {
+                let warning = "DUPLICATE_ROW: repeats an earlier row exactly; counted once";
+                *report.warnings.entry(warning.to_string()).or_default() += 1;
+            }
+            Change::Conflict { earlier } => {
+                // Taking either row would be a guess: the later one goes to
+                // the dead letters, the earlier stands until the export is
+                // fixed, and a re-ingest of the same file stays quiet.
+                let rejection = Rejection {
+                    problems: vec![FieldProblem {
+                        column: "row".into(),
+                        code: "DUPLICATE_FACT".into(),
+                        message: format!(
+                            "states the same fact as row {earlier} (for a roster: the same \
+                             person at the same unit; for payroll: the same person, unit and \
+                             month) with other values; row {earlier} was kept, correct the \
+                             export"
+                        ),
+                    }],
+                };
+                let raw = mask_ids_in_text(&format!("{fact:?}"));
+                let location = source_ref.location.clone();
+                return self
+                    .rejected(&location, &source_ref.position, &rejection, raw, report)
+                    .await;
+            }
         }
         if let Some(operation) = change.operation() {
             let envelope = Envelope::new(self.source.name(), source_ref, operation);

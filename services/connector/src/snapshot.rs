@@ -55,7 +55,7 @@ impl SourceKind {
 }
 
 /// What a fact read from an export is, against what was published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Published before with the same content: nothing to publish.
     Unchanged,
@@ -63,13 +63,22 @@ pub enum Change {
     Insert,
     /// Published before with other content.
     Update,
+    /// Stated already by an earlier row of this run, exactly so.
+    Repeated,
+    /// Stated already by an earlier row of this run (at `earlier`) with
+    /// other content: the export contradicts itself, and neither row is
+    /// taken over the other.
+    Conflict {
+        /// The earlier row's position.
+        earlier: String,
+    },
 }
 
 impl Change {
     /// The operation to publish, if any.
     pub fn operation(&self) -> Option<Operation> {
         match self {
-            Self::Unchanged => None,
+            Self::Unchanged | Self::Repeated | Self::Conflict { .. } => None,
             Self::Insert => Some(Operation::Insert),
             Self::Update => Some(Operation::Update),
         }
@@ -81,8 +90,8 @@ struct Published {
     deleted: bool,
     /// The fact itself, kept only where a later export may delete it.
     fact: Option<Fact>,
-    /// Whether this run's exports had the fact.
-    seen: bool,
+    /// Where this run's exports had the fact, if they did.
+    seen_at: Option<String>,
 }
 
 /// What one source has published, fact by fact.
@@ -132,7 +141,7 @@ impl Snapshot {
                 digest: event.fact.digest(),
                 deleted,
                 fact: keep_fact.then_some(event.fact),
-                seen: false,
+                seen_at: None,
             },
         );
     }
@@ -142,18 +151,11 @@ impl Snapshot {
         self.facts.values().filter(|p| !p.deleted).count()
     }
 
-    /// Whether this run has already observed a fact with the same identity:
-    /// an export stating one fact twice (the same person at the same unit
-    /// on two roster rows, say), where the later row wins.
-    pub fn seen_in_this_run(&self, fact: &Fact) -> bool {
-        self.facts
-            .get(&fact.identity())
-            .is_some_and(|published| published.seen)
-    }
-
-    /// Classifies a fact read from an export, and records it as published
-    /// in this run (the caller publishes what the change says).
-    pub fn observe(&mut self, fact: &Fact) -> Change {
+    /// Classifies a fact read from an export at `position`, and records it
+    /// as published in this run (the caller publishes what the change
+    /// says). A conflicting restatement is not recorded: the first row of
+    /// the run stands until the export is fixed.
+    pub fn observe(&mut self, fact: &Fact, position: &str) -> Change {
         if let Some(unit) = fact.unit() {
             self.units.insert(unit.clone());
         }
@@ -163,6 +165,15 @@ impl Snapshot {
         let change = match &entry {
             std::collections::hash_map::Entry::Occupied(published) => {
                 let published = published.get();
+                if let Some(earlier) = &published.seen_at {
+                    return if published.digest == digest {
+                        Change::Repeated
+                    } else {
+                        Change::Conflict {
+                            earlier: earlier.clone(),
+                        }
+                    };
+                }
                 if published.deleted {
                     Change::Insert
                 } else if published.digest == digest {
@@ -177,12 +188,22 @@ impl Snapshot {
             digest,
             deleted: false,
             fact: keep_fact.then(|| fact.clone()),
-            seen: true,
+            seen_at: Some(position.to_string()),
         });
         change
     }
 
+    /// Starts a new run over the same source (the next poll of a table):
+    /// rows of earlier runs no longer count as stated in this one.
+    pub fn start_run(&mut self) {
+        for published in self.facts.values_mut() {
+            published.seen_at = None;
+        }
+        self.units.clear();
+    }
+
     /// Names a unit the whole export covers even where it has no rows.
+
     pub fn cover_unit(&mut self, unit: CreditCode) {
         self.units.insert(unit);
     }
@@ -193,7 +214,7 @@ impl Snapshot {
         let scope = self.source.delete_scope();
         let mut deleted = Vec::new();
         for published in self.facts.values_mut() {
-            if published.deleted || published.seen {
+            if published.deleted || published.seen_at.is_some() {
                 continue;
             }
             let Some(fact) = &published.fact else {
@@ -271,11 +292,11 @@ mod tests {
         // not covered, a new person hired.
         let new_person = "330681199803206589";
         assert_eq!(
-            snapshot.observe(&entry(P1, A, Some("2027-12-31"))),
+            snapshot.observe(&entry(P1, A, Some("2027-12-31")), "2"),
             Change::Update
         );
         assert_eq!(
-            snapshot.observe(&entry(new_person, A, None)),
+            snapshot.observe(&entry(new_person, A, None), "2"),
             Change::Insert
         );
         let deleted = snapshot.deletions();
@@ -291,11 +312,29 @@ mod tests {
         let mut snapshot = Snapshot::empty(SourceKind::Roster);
         published(&mut snapshot, entry(P1, A, None), Operation::Insert);
         published(&mut snapshot, entry(P2, A, None), Operation::Delete);
-        assert!(!snapshot.seen_in_this_run(&entry(P1, A, None)));
-        assert_eq!(snapshot.observe(&entry(P1, A, None)), Change::Unchanged);
-        assert!(snapshot.seen_in_this_run(&entry(P1, A, Some("2027-01-31"))));
-        assert_eq!(snapshot.observe(&entry(P2, A, None)), Change::Insert);
+        assert_eq!(
+            snapshot.observe(&entry(P1, A, None), "2"),
+            Change::Unchanged
+        );
+        assert_eq!(snapshot.observe(&entry(P2, A, None), "2"), Change::Insert);
         assert!(snapshot.deletions().is_empty());
+    }
+
+    #[test]
+    fn a_fact_stated_twice_in_one_run_is_repeated_or_a_conflict() {
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        assert_eq!(snapshot.observe(&entry(P1, A, None), "2"), Change::Insert);
+        assert_eq!(snapshot.observe(&entry(P1, A, None), "3"), Change::Repeated);
+        assert_eq!(
+            snapshot.observe(&entry(P1, A, Some("2027-01-31")), "4"),
+            Change::Conflict {
+                earlier: "2".into()
+            }
+        );
+        // The first row stands: the same export again is unchanged.
+        let mut next = Snapshot::empty(SourceKind::Roster);
+        published(&mut next, entry(P1, A, None), Operation::Insert);
+        assert_eq!(next.observe(&entry(P1, A, None), "2"), Change::Unchanged);
     }
 
     #[test]
@@ -307,7 +346,7 @@ mod tests {
             envelope,
             fact: entry(P1, A, None),
         });
-        assert_eq!(snapshot.observe(&entry(P2, A, None)), Change::Insert);
+        assert_eq!(snapshot.observe(&entry(P2, A, None), "2"), Change::Insert);
         assert!(snapshot.deletions().is_empty());
     }
 
@@ -336,8 +375,8 @@ mod tests {
             fact: payment("202610"),
         });
         assert!(snapshot.facts.values().all(|p| p.fact.is_none()));
-        assert_eq!(snapshot.observe(&payment("202611")), Change::Insert);
-        assert_eq!(snapshot.observe(&payment("202610")), Change::Unchanged);
+        assert_eq!(snapshot.observe(&payment("202611"), "2"), Change::Insert);
+        assert_eq!(snapshot.observe(&payment("202610"), "2"), Change::Unchanged);
         assert!(snapshot.deletions().is_empty());
     }
 }

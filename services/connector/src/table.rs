@@ -262,7 +262,9 @@ impl TablePoller {
     /// that changed. The report counts rows read, new, changed, unchanged
     /// and rejected.
     pub async fn poll(&mut self) -> Result<FileReport, TableError> {
+        self.snapshot.start_run();
         let sql = self.table.poll_sql(self.cursor.is_some());
+
         let mut query = sqlx::query(&sql);
         if let Some(cursor) = &self.cursor {
             query = query.bind(cursor.clone());

@@ -188,7 +188,8 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
             );
         }
         for (warning, count) in &file.warnings {
-            println!("  {}: {count} rows: {warning}", file.file);
+            let rows = if *count == 1 { "row" } else { "rows" };
+            println!("  {}: {count} {rows}: {warning}", file.file);
         }
         if let Some(error) = &file.error {
             println!("  FAILED {error}");

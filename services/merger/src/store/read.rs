@@ -200,11 +200,15 @@ impl Store {
         id: &CitizenId,
     ) -> Result<Vec<StoredRosterEntry>, MergerError> {
         let rows: Vec<RosterRow> = sqlx::query_as(
-            "SELECT unit_code, unit_name, name, post_category, post_category_label, \
-               employment_form, hire_date, contract_start, contract_end, contract_open_ended, \
-               status, status_label, left_on \
-             FROM roster_entries WHERE citizen_id = $1 AND deleted = 0 \
-             ORDER BY CASE WHEN status = '在职' THEN 0 ELSE 1 END, hire_date DESC, unit_code",
+            "SELECT r.unit_code, \
+               COALESCE(NULLIF(r.unit_name, ''), u.unit_name, '') AS unit_name, \
+               r.name, r.post_category, r.post_category_label, r.employment_form, \
+               r.hire_date, r.contract_start, r.contract_end, r.contract_open_ended, \
+               r.status, r.status_label, r.left_on \
+             FROM roster_entries r LEFT JOIN units u ON u.unit_code = r.unit_code \
+             WHERE r.citizen_id = $1 AND r.deleted = 0 \
+             ORDER BY CASE WHEN r.status = '在职' THEN 0 ELSE 1 END, r.hire_date DESC, \
+               r.unit_code",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
