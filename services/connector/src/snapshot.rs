@@ -203,7 +203,6 @@ impl Snapshot {
     }
 
     /// Names a unit the whole export covers even where it has no rows.
-
     pub fn cover_unit(&mut self, unit: CreditCode) {
         self.units.insert(unit);
     }
