@@ -254,6 +254,8 @@ async fn sample_county_end_to_end(backend: Backend) {
         .await;
     assert_eq!(invalid.unwrap_err().code(), Code::InvalidArgument);
 
+    rules_match_the_truth(&store).await;
+
     // Ingesting the same files again publishes nothing and leaves the
     // content unchanged.
     let again = ingest_sample_county(&settings).await;
@@ -289,4 +291,45 @@ async fn sample_county_end_to_end_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sample_county_end_to_end_on_postgres() {
     sample_county_end_to_end(Backend::Postgres).await;
+}
+
+/// The alerts and reports as of the sample's date equal truth/ exactly.
+async fn rules_match_the_truth(store: &Store) {
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    let facts = store.rule_facts().await.unwrap();
+    let policy = blockhub_rules::Policy::default();
+
+    let computed: std::collections::BTreeSet<(String, String, String)> =
+        blockhub_rules::evaluate(&facts, as_of, &policy)
+            .into_iter()
+            .map(|a| {
+                (
+                    a.kind.code().to_string(),
+                    a.citizen_id.unwrap_or_default(),
+                    a.unit_code.unwrap_or_default(),
+                )
+            })
+            .collect();
+    let truth_text = std::fs::read_to_string(sample("truth/alerts.jsonl")).unwrap();
+    let truth: std::collections::BTreeSet<(String, String, String)> = truth_text
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
+            (field("kind"), field("id"), field("unit"))
+        })
+        .collect();
+    let missing: Vec<_> = truth.difference(&computed).collect();
+    let extra: Vec<_> = computed.difference(&truth).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "alerts differ from truth: missing {missing:?}, extra {extra:?}"
+    );
+
+    let reports = blockhub_rules::unit_reports(&facts, as_of, &policy);
+    let reports = serde_json::to_value(&reports).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample("truth/reports.json")).unwrap())
+            .unwrap();
+    assert_eq!(reports, truth, "reports differ from truth");
 }

@@ -5,7 +5,9 @@
 //! SQL as the other. Writes come only from the merger (`apply`); reads for
 //! the gateway and the command line are in `read`.
 
+mod alerts;
 mod apply;
+mod facts;
 mod read;
 
 use std::str::FromStr;
@@ -17,7 +19,9 @@ use tracing::info;
 
 use crate::error::{MergerError, query};
 
+pub use alerts::{AckOutcome, AlertFilter, AlertRecord, AlertSync, StoredAlert};
 pub use apply::{BatchOutcome, Delivered, DeliveredItem};
+pub use facts::{RosterFact, RuleFacts, UnitFact};
 pub use read::{ContentSnapshot, StoredPayment, StoredRosterEntry};
 
 /// Which database a store is on.

@@ -98,7 +98,7 @@ struct PaymentRow {
     net_cents: Option<i64>,
 }
 
-fn stored_date(
+pub(super) fn stored_date(
     column: &'static str,
     text: Option<String>,
 ) -> Result<Option<NaiveDate>, MergerError> {
