@@ -348,3 +348,181 @@ pub fn evaluate(facts: &RuleFacts, as_of: NaiveDate, policy: &Policy) -> Vec<Ale
     alerts.sort();
     alerts
 }
+
+#[cfg(test)]
+mod tests {
+    use blockhub_merger::store::UnitFact;
+
+    use super::*;
+
+    const UNIT: &str = "11330681830166130U";
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    /// A valid ID for someone born on `birth` (YYYYMMDD), male or female.
+    fn id(birth: &str, male: bool) -> String {
+        let sequence = if male { "001" } else { "002" };
+        CitizenId::from_body(&format!("330681{birth}{sequence}"))
+            .unwrap()
+            .as_str()
+            .to_string()
+    }
+
+    fn active(id: &str, post: &str, end: Option<&str>) -> RosterFact {
+        RosterFact {
+            citizen_id: id.to_string(),
+            unit_code: UNIT.into(),
+            post_category: post.into(),
+            employment_form: "劳动合同".into(),
+            status: ACTIVE.into(),
+            hire_date: Some(day("2020-01-01")),
+            contract_end: end.map(day),
+            contract_open_ended: false,
+            left_on: None,
+        }
+    }
+
+    fn facts(roster: Vec<RosterFact>) -> RuleFacts {
+        let ids: Vec<String> = roster.iter().map(|r| r.citizen_id.clone()).collect();
+        RuleFacts {
+            units: vec![UnitFact {
+                unit_code: UNIT.into(),
+                unit_name: "示例单位".into(),
+                quota: roster.len() as i64,
+            }],
+            roster,
+            // Everyone insured at the unit: only the rule under test fires.
+            contributions: ids
+                .into_iter()
+                .map(|id| (id, UNIT.into(), 202611))
+                .collect(),
+            ..RuleFacts::default()
+        }
+    }
+
+    fn kinds(facts: &RuleFacts, as_of: &str) -> Vec<AlertKind> {
+        evaluate(facts, day(as_of), &Policy::default())
+            .into_iter()
+            .map(|a| a.kind)
+            .collect()
+    }
+
+    #[test]
+    fn contract_alerts_move_on_the_day_before_of_and_after_the_end() {
+        let facts = facts(vec![active(
+            &id("19900101", true),
+            "普通辅助",
+            Some("2026-12-31"),
+        )]);
+        assert!(
+            kinds(&facts, "2026-11-30").is_empty(),
+            "31 days before: nothing yet"
+        );
+        assert_eq!(kinds(&facts, "2026-12-01"), [AlertKind::ContractExpiring]);
+        assert_eq!(kinds(&facts, "2026-12-30"), [AlertKind::ContractExpiring]);
+        assert_eq!(kinds(&facts, "2026-12-31"), [AlertKind::ContractExpiring]);
+        assert_eq!(kinds(&facts, "2027-01-01"), [AlertKind::ContractExpired]);
+    }
+
+    #[test]
+    fn open_ended_contracts_never_expire() {
+        let mut row = active(&id("19900101", true), "普通辅助", None);
+        row.contract_open_ended = true;
+        let facts = facts(vec![row]);
+        assert!(
+            kinds(&facts, "2099-01-01")
+                .iter()
+                .all(|k| !matches!(k, AlertKind::ContractExpired | AlertKind::ContractExpiring))
+        );
+    }
+
+    #[test]
+    fn a_man_born_1966_03_reaches_retirement_on_2026_07_day() {
+        // 60 years and 4 months: 1966-03-15 retires on 2026-07-15.
+        let facts = facts(vec![active(&id("19660315", true), "普通辅助", None)]);
+        assert!(kinds(&facts, "2026-04-15").is_empty(), "91 days before");
+        assert_eq!(
+            kinds(&facts, "2026-04-16"),
+            [AlertKind::RetirementAgeApproaching]
+        );
+        assert_eq!(
+            kinds(&facts, "2026-07-14"),
+            [AlertKind::RetirementAgeApproaching]
+        );
+        assert_eq!(
+            kinds(&facts, "2026-07-15"),
+            [AlertKind::RetirementAgeReached]
+        );
+        assert_eq!(
+            kinds(&facts, "2026-07-16"),
+            [AlertKind::RetirementAgeReached]
+        );
+    }
+
+    #[test]
+    fn women_retire_at_each_base_age_by_post() {
+        // Born before each first delayed cohort: exactly 55 in a 技术技能
+        // post, exactly 50 in any other.
+        let technical = facts(vec![active(&id("19691210", false), "技术技能", None)]);
+        assert_eq!(
+            kinds(&technical, "2024-12-09"),
+            [AlertKind::RetirementAgeApproaching]
+        );
+        assert_eq!(
+            kinds(&technical, "2024-12-10"),
+            [AlertKind::RetirementAgeReached]
+        );
+        let other = facts(vec![active(&id("19741210", false), "普通辅助", None)]);
+        assert_eq!(
+            kinds(&other, "2024-12-09"),
+            [AlertKind::RetirementAgeApproaching]
+        );
+        assert_eq!(
+            kinds(&other, "2024-12-10"),
+            [AlertKind::RetirementAgeReached]
+        );
+        // The same woman in a 普通辅助 post retires 5 years before a
+        // 技术技能 one: the post decides, not only the birth date.
+        let woman = id("19711210", false);
+        let in_general = facts(vec![active(&woman, "普通辅助", None)]);
+        assert_eq!(
+            kinds(&in_general, "2022-01-01"),
+            [AlertKind::RetirementAgeReached]
+        );
+        let in_technical = facts(vec![active(&woman, "技术技能", None)]);
+        assert!(kinds(&in_technical, "2022-01-01").is_empty());
+    }
+
+    #[test]
+    fn pay_for_a_month_without_a_post_at_the_unit_is_an_alert() {
+        let person = id("19900101", true);
+        let mut row = active(&person, "普通辅助", None);
+        row.status = LEFT.into();
+        row.left_on = Some(day("2026-09-15"));
+        let mut facts = facts(vec![row]);
+        facts.units[0].quota = 0;
+        for month in [202609, 202610] {
+            facts.payments.push((person.clone(), UNIT.into(), month));
+        }
+        let alerts = evaluate(&facts, day("2026-11-30"), &Policy::default());
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].kind, AlertKind::PaidNotOnRoster);
+        assert!(alerts[0].evidence.contains("2026-10"));
+        assert!(
+            !alerts[0].evidence.contains("2026-09"),
+            "held a post in September"
+        );
+    }
+
+    #[test]
+    fn alert_ids_are_stable_and_carry_no_id_number() {
+        let facts = facts(vec![active(&id("19660315", true), "普通辅助", None)]);
+        let first = evaluate(&facts, day("2026-08-01"), &Policy::default());
+        let again = evaluate(&facts, day("2026-09-01"), &Policy::default());
+        assert_eq!(first[0].id(), again[0].id());
+        assert!(!first[0].id().contains("19660315"));
+        assert!(!first[0].evidence.contains("330681"));
+    }
+}
