@@ -254,7 +254,7 @@ async fn sample_county_end_to_end(backend: Backend) {
         .await;
     assert_eq!(invalid.unwrap_err().code(), Code::InvalidArgument);
 
-    rules_match_the_truth(&store).await;
+    rules_match_the_truth(&store, &database.url).await;
 
     // Ingesting the same files again publishes nothing and leaves the
     // content unchanged.
@@ -294,7 +294,7 @@ async fn sample_county_end_to_end_on_postgres() {
 }
 
 /// The alerts and reports as of the sample's date equal truth/ exactly.
-async fn rules_match_the_truth(store: &Store) {
+async fn rules_match_the_truth(store: &Store, url: &str) {
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
     let facts = store.rule_facts().await.unwrap();
     let policy = blockhub_rules::Policy::default();
@@ -332,4 +332,138 @@ async fn rules_match_the_truth(store: &Store) {
         serde_json::from_str(&std::fs::read_to_string(sample("truth/reports.json")).unwrap())
             .unwrap();
     assert_eq!(reports, truth, "reports differ from truth");
+
+    alerts_keep_their_state(store, url, &facts, as_of).await;
+    workbook_reads_back(url, as_of, &truth).await;
+}
+
+/// Alerts kept in the store: opened once, an acknowledgement surviving a
+/// reopened store and re-evaluation, resolved when the condition clears
+/// and reopened when it returns.
+async fn alerts_keep_their_state(
+    store: &Store,
+    url: &str,
+    facts: &blockhub_merger::store::RuleFacts,
+    as_of: chrono::NaiveDate,
+) {
+    use blockhub_merger::store::{AckOutcome, AlertFilter};
+    let records: Vec<_> = blockhub_rules::evaluate(facts, as_of, &Default::default())
+        .iter()
+        .map(|a| a.record())
+        .collect();
+    let sync = store.sync_alerts(&records, 1_000).await.unwrap();
+    assert_eq!(sync.opened.len(), records.len());
+    let again = store.sync_alerts(&records, 2_000).await.unwrap();
+    assert_eq!(
+        again,
+        Default::default(),
+        "nothing changes when nothing changed"
+    );
+
+    let expiring = records
+        .iter()
+        .find(|r| r.kind == "CONTRACT_EXPIRING")
+        .unwrap();
+    let outcome = store
+        .acknowledge_alert(&expiring.alert_id, "王科长", "续签中", 3_000)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, AckOutcome::Done(ref a) if a.state == "acknowledged"));
+
+    // A restart: the same store opened afresh, evaluated again.
+    let reopened = Store::open(url).await.unwrap();
+    reopened.sync_alerts(&records, 4_000).await.unwrap();
+    let kept = reopened
+        .alerts(&AlertFilter {
+            state: Some("acknowledged".into()),
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].acknowledged_by.as_deref(), Some("王科长"));
+    assert_eq!(kept[0].acknowledged_note.as_deref(), Some("续签中"));
+    assert_eq!(kept[0].first_seen, 1_000);
+    assert_eq!(kept[0].last_seen, 4_000);
+
+    // The condition clears (the contract was renewed), then returns.
+    let without: Vec<_> = records
+        .iter()
+        .filter(|r| r.alert_id != expiring.alert_id)
+        .cloned()
+        .collect();
+    let cleared = reopened.sync_alerts(&without, 5_000).await.unwrap();
+    assert_eq!(cleared.resolved, vec![expiring.alert_id.clone()]);
+    let refused = reopened
+        .acknowledge_alert(&expiring.alert_id, "王科长", "", 5_500)
+        .await
+        .unwrap();
+    assert_eq!(refused, AckOutcome::Resolved);
+    let returned = reopened.sync_alerts(&records, 6_000).await.unwrap();
+    assert_eq!(returned.reopened, vec![expiring.alert_id.clone()]);
+    let state = reopened
+        .alerts(&AlertFilter {
+            kind: Some("CONTRACT_EXPIRING".into()),
+            state: Some("open".into()),
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(state.iter().any(|a| a.alert_id == expiring.alert_id));
+    reopened.close().await;
+}
+
+/// The workbook `blockhub report --xlsx` writes, read back: sheet names,
+/// Chinese titles, and every unit's figures as in truth.
+async fn workbook_reads_back(url: &str, as_of: chrono::NaiveDate, truth: &serde_json::Value) {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.xlsx");
+    let args = blockhub::commands::report::ReportArgs {
+        unit: None,
+        as_of: Some(as_of),
+        json: false,
+        csv: Some(dir.path().join("report.csv")),
+        xlsx: Some(path.clone()),
+        policy: None,
+        store: blockhub::StoreArgs {
+            database_url: Some(url.to_string()),
+        },
+    };
+    let data = blockhub::config::DataDir::at(dir.path());
+    blockhub::commands::report::run(&data, args).await.unwrap();
+
+    let mut workbook: Xlsx<_> = open_workbook(&path).unwrap();
+    assert_eq!(workbook.sheet_names(), ["单位汇总", "岗位类别", "全市汇总"]);
+    let units = workbook.worksheet_range("单位汇总").unwrap();
+    let rows: Vec<_> = units.rows().collect();
+    assert_eq!(rows[0][0], Data::String("统一社会信用代码".into()));
+    assert_eq!(rows[0][3], Data::String("在职人数".into()));
+    let truth = truth.as_object().unwrap();
+    assert_eq!(
+        rows.len(),
+        truth.len() + 2,
+        "header, one row per unit, city total"
+    );
+    let mut headcount_total = 0.0;
+    for row in &rows[1..=truth.len()] {
+        let code = row[0].to_string();
+        let expected = &truth[&code];
+        assert_eq!(row[1].to_string(), expected["name"].as_str().unwrap());
+        assert_eq!(
+            row[3],
+            Data::Float(expected["headcount"].as_f64().unwrap()),
+            "{code}"
+        );
+        assert_eq!(
+            row[4],
+            Data::Float(expected["by_post"]["普通辅助"].as_f64().unwrap())
+        );
+        headcount_total += expected["headcount"].as_f64().unwrap();
+    }
+    let total = &rows[truth.len() + 1];
+    assert_eq!(total[1], Data::String("全市合计".into()));
+    assert_eq!(total[3], Data::Float(headcount_total));
+    let csv = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();
+    assert!(csv.starts_with("\u{feff}统一社会信用代码,单位名称"));
 }

@@ -109,6 +109,10 @@ pub enum Command {
     Health(commands::health::HealthArgs),
     /// List rejected rows and events with where and why (IDs masked).
     DeadLetters(commands::dead_letters::DeadLettersArgs),
+    /// The staffing office's alerts, kept with their state; `alerts ack`.
+    Alerts(commands::alerts::AlertsArgs),
+    /// Per-unit and city-wide figures as JSON, CSV or an Excel workbook.
+    Report(commands::report::ReportArgs),
     /// Manage gateway tokens.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),

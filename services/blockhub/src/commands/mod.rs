@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod alerts;
 pub mod connect;
 pub mod dead_letters;
 pub mod gateway;
@@ -7,6 +8,7 @@ pub mod health;
 pub mod ingest;
 pub mod lookup;
 pub mod merger;
+pub mod report;
 pub mod token;
 pub mod up;
 
@@ -35,6 +37,8 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Lookup(args) => lookup::run(&data, args).await,
         Command::Health(args) => health::run(&data, args).await,
         Command::DeadLetters(args) => dead_letters::run(&data, args).await,
+        Command::Alerts(args) => alerts::run(&data, args).await,
+        Command::Report(args) => report::run(&data, args).await,
         Command::Token(command) => token::run(&data, command),
     }
 }

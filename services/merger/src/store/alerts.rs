@@ -85,7 +85,7 @@ pub struct AlertFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckOutcome {
     /// Acknowledged.
-    Done(StoredAlert),
+    Done(Box<StoredAlert>),
     /// No alert has that id.
     NotFound,
     /// The alert's condition has cleared: nothing to acknowledge.
@@ -234,6 +234,6 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(query("read an alert"))?;
-        Ok(AckOutcome::Done(alert))
+        Ok(AckOutcome::Done(Box::new(alert)))
     }
 }
