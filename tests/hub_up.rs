@@ -34,6 +34,8 @@ async fn up_runs_the_hub_from_a_data_directory() {
         broker_port,
         tansu: None,
         tokens_file: None,
+        rules_interval: 1,
+        policy: None,
         broker: BrokerArgs {
             brokers: None,
             topic_prefix: None,
@@ -148,6 +150,8 @@ async fn up_runs_the_hub_from_a_data_directory() {
     );
     assert_eq!(reply.latest_payment.unwrap().net, "6175.90");
 
+    alerts_are_served_acknowledged_and_published(&gateway, &token, &hub_file.brokers).await;
+
     let _ = stop.send(());
     let code = tokio::time::timeout(Duration::from_secs(30), hub)
         .await
@@ -156,4 +160,98 @@ async fn up_runs_the_hub_from_a_data_directory() {
         .unwrap();
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert!(data.hub().is_none(), "hub.json removed on stop");
+}
+
+/// The hub's rules loop keeps alerts; the Alerts service lists and
+/// acknowledges them; every state change reaches the alerts topic.
+async fn alerts_are_served_acknowledged_and_published(gateway: &str, token: &str, brokers: &str) {
+    use blockhub_gateway::proto::alerts_client::AlertsClient;
+    use blockhub_gateway::proto::{AcknowledgeRequest, ListAlertsRequest};
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let channel = blockhub::commands::lookup::connect(gateway).await.unwrap();
+    let mut alerts = AlertsClient::new(channel);
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let request = blockhub::commands::lookup::authorised(
+            ListAlertsRequest {
+                page_size: 5,
+                ..Default::default()
+            },
+            Some(token),
+        )
+        .unwrap();
+        let reply = alerts.list(request).await.unwrap().into_inner();
+        if !reply.alerts.is_empty() {
+            break reply;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no alerts raised"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(listed.alerts.len(), 5);
+    assert_eq!(
+        listed.next_page_token, "5",
+        "more alerts follow on the next page"
+    );
+    let target = listed.alerts[0].alert_id.clone();
+    let request = blockhub::commands::lookup::authorised(
+        AcknowledgeRequest {
+            alert_id: target.clone(),
+            by: "王科长".into(),
+            note: "已核实".into(),
+        },
+        Some(token),
+    )
+    .unwrap();
+    let acknowledged = alerts.acknowledge(request).await.unwrap().into_inner();
+    assert_eq!(acknowledged.state, "acknowledged");
+    assert_eq!(acknowledged.acknowledged_by, "王科长");
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "hub-up-test-alerts")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    // Assigned, not subscribed: no group to join, read from the start.
+    let metadata = consumer
+        .fetch_metadata(Some("blockhub.alerts"), Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment
+            .add_partition_offset(
+                "blockhub.alerts",
+                partition.id(),
+                rdkafka::Offset::Beginning,
+            )
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let started = std::time::Instant::now();
+    let mut states = Vec::new();
+    while !states.contains(&"acknowledged".to_string()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "acknowledgement never published: {states:?}"
+        );
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        if message.key() != Some(target.as_bytes()) {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        states.push(value["state"].as_str().unwrap().to_string());
+    }
+    // The loop publishes each alert's state as it finds it: a change made
+    // between two rounds may supersede the open state before it went out.
+    assert!(
+        states.iter().all(|s| s == "open" || s == "acknowledged"),
+        "{states:?}"
+    );
 }

@@ -11,7 +11,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("blockhub_descriptor.bin"))
-        .compile_protos(&["../../proto/blockhub/v1/lookup.proto"], &["../../proto"])?;
+        .compile_protos(
+            &[
+                "../../proto/blockhub/v1/lookup.proto",
+                "../../proto/blockhub/v1/office.proto",
+            ],
+            &["../../proto"],
+        )?;
     println!("cargo:rerun-if-changed=../../proto");
     Ok(())
 }

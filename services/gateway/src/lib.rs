@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod lookup;
+pub mod office;
 pub mod server;
 
 /// Generated protocol code.

@@ -13,7 +13,10 @@ use tracing::{Instrument, info, info_span};
 use crate::auth::{TokenRegistry, authenticate};
 use crate::error::GatewayError;
 use crate::lookup::LookupService;
+use crate::office::OfficeService;
+use crate::proto::alerts_server::AlertsServer;
 use crate::proto::person_lookup_server::PersonLookupServer;
+use crate::proto::staff_server::StaffServer;
 
 /// A gateway bound to its port, ready to serve.
 pub struct BoundGateway {
@@ -67,9 +70,15 @@ impl BoundGateway {
                 LookupService::new(self.store.clone()),
                 authenticate(self.tokens.clone()),
             );
+            let office = OfficeService::new(self.store.clone());
+            let alerts =
+                AlertsServer::with_interceptor(office.clone(), authenticate(self.tokens.clone()));
+            let staff = StaffServer::with_interceptor(office, authenticate(self.tokens.clone()));
             reporter
                 .set_serving::<PersonLookupServer<LookupService>>()
                 .await;
+            reporter.set_serving::<AlertsServer<OfficeService>>().await;
+            reporter.set_serving::<StaffServer<OfficeService>>().await;
             if self.tokens.is_empty() {
                 tracing::warn!("No tokens configured: every call will be refused.");
             }
@@ -78,6 +87,8 @@ impl BoundGateway {
                 .add_service(health)
                 .add_service(reflection)
                 .add_service(lookup)
+                .add_service(alerts)
+                .add_service(staff)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
                 .await
                 .map_err(GatewayError::Serve)?;

@@ -14,8 +14,13 @@ CREATE TABLE alerts (
     acknowledged_by TEXT,
     acknowledged_note TEXT,
     acknowledged_at BIGINT,
-    resolved_at BIGINT
+    resolved_at BIGINT,
+    -- The state last published to the alerts topic (NULL: never). A state
+    -- that differs is published by the hub's rules loop, whoever changed
+    -- it (the loop itself, `alerts ack` or the gRPC Acknowledge).
+    published_state TEXT
 );
 
 CREATE INDEX alerts_by_state ON alerts (state, kind);
 CREATE INDEX alerts_by_unit ON alerts (unit_code);
+CREATE INDEX alerts_unpublished ON alerts (published_state);

@@ -199,6 +199,21 @@ impl KafkaSettings {
 
     /// Creates every Blockhub topic that does not exist yet.
     pub async fn ensure_topics(&self) -> Result<(), BrokerError> {
+        let names: Vec<String> = EventKind::ALL
+            .iter()
+            .map(|kind| self.topic(*kind))
+            .collect();
+        self.ensure_named_topics(&names).await
+    }
+
+    /// The name of a topic outside the event kinds (such as `alerts`),
+    /// with the deployment prefix.
+    pub fn named_topic(&self, name: &str) -> String {
+        format!("{}{name}", self.topic_prefix)
+    }
+
+    /// Creates the named topics that do not exist yet, kept for good.
+    pub async fn ensure_named_topics(&self, wanted: &[String]) -> Result<(), BrokerError> {
         let admin: AdminClient<DefaultClientContext> =
             self.client_config()
                 .create()
@@ -207,10 +222,10 @@ impl KafkaSettings {
                     source,
                 })?;
         let existing = self.existing_topics().await?;
-        let names: Vec<String> = EventKind::ALL
+        let names: Vec<String> = wanted
             .iter()
-            .map(|kind| self.topic(*kind))
-            .filter(|name| !existing.contains(name))
+            .filter(|name| !existing.contains(*name))
+            .cloned()
             .collect();
         if names.is_empty() {
             return Ok(());

@@ -9,7 +9,9 @@
 pub mod alerts;
 pub mod policy;
 pub mod report;
+pub mod service;
 
 pub use alerts::{Alert, AlertKind, evaluate};
 pub use policy::{Policy, PolicyError, RetirementPolicy, RetirementRule};
 pub use report::{UnitReport, city_total, unit_reports};
+pub use service::{ALERTS_TOPIC, RulesError, run};

@@ -39,6 +39,14 @@ pub struct UpArgs {
     /// The tokens file. Default: tokens.toml in --data-dir.
     #[arg(long, env = "BLOCKHUB_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// Seconds between evaluations of the alerts (0: never; then only
+    /// `blockhub alerts` evaluates them).
+    #[arg(long, env = "BLOCKHUB_RULES_INTERVAL", default_value_t = 60)]
+    pub rules_interval: u64,
+    /// Thresholds and retirement policy for the alerts (TOML); default the
+    /// statutory policy.
+    #[arg(long, env = "BLOCKHUB_POLICY")]
+    pub policy: Option<PathBuf>,
     /// Broker settings; --brokers uses an external Kafka instead of the
     /// embedded broker.
     #[command(flatten)]
@@ -118,6 +126,10 @@ async fn serve(
     embedded: Option<&EmbeddedBroker>,
 ) -> Result<ExitCode> {
     let url = args.store.url(data);
+    let policy = match &args.policy {
+        Some(path) => blockhub_rules::Policy::from_file(path)?,
+        None => blockhub_rules::Policy::default(),
+    };
     let store = Store::open(&url).await.context("opening the store")?;
     let tokens = TokenRegistry::load(tokens_file).context("loading gateway tokens")?;
     let gateway = BoundGateway::bind(&args.listen, store.clone(), tokens).await?;
@@ -133,7 +145,20 @@ async fn serve(
         store.clone(),
         stopped(stop_rx.clone()),
     ));
-    let mut gateway = tokio::spawn(gateway.serve(stopped(stop_rx)));
+    let mut gateway = tokio::spawn(gateway.serve(stopped(stop_rx.clone())));
+    let mut rules = tokio::spawn({
+        let (store, kafka) = (store.clone(), kafka.clone());
+        let interval = args.rules_interval;
+        let stop = stopped(stop_rx);
+        async move {
+            if interval == 0 {
+                stop.await;
+                return Ok(());
+            }
+            let every = std::time::Duration::from_secs(interval);
+            blockhub_rules::run(store, policy, kafka, every, stop).await
+        }
+    });
 
     data.write_hub(&HubFile {
         brokers: kafka.brokers.clone(),
@@ -163,6 +188,12 @@ async fn serve(
         "  gateway  http://{address} (operator token in {})",
         operator_token.display()
     );
+    println!(
+        "  alerts   evaluated every {} s, changes on topic {}{}",
+        args.rules_interval,
+        kafka.topic_prefix,
+        blockhub_rules::ALERTS_TOPIC
+    );
     println!("  stop     Ctrl-C, or: kill -TERM {}", std::process::id());
     info!(%address, "Hub running.");
 
@@ -178,6 +209,11 @@ async fn serve(
             Ok(Err(error)) => Err(anyhow::Error::new(error).context("gateway failed")),
             Err(join) => Err(anyhow::anyhow!("gateway task ended: {join}")),
         },
+        result = &mut rules => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context("rules loop failed")),
+            Err(join) => Err(anyhow::anyhow!("rules task ended: {join}")),
+        },
     };
     let _ = stop_tx.send(true);
     if !merger.is_finished() {
@@ -185,6 +221,9 @@ async fn serve(
     }
     if !gateway.is_finished() {
         let _ = gateway.await;
+    }
+    if !rules.is_finished() {
+        let _ = rules.await;
     }
     store.close().await;
     match outcome {

@@ -197,6 +197,40 @@ impl Store {
             .map_err(query("read alerts"))
     }
 
+    /// Kept alerts whose state has changed since it was last published.
+    pub async fn unpublished_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>, MergerError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM alerts \
+             WHERE published_state IS NULL OR published_state <> state \
+             ORDER BY last_seen, alert_id LIMIT $1"
+        );
+        sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("read unpublished alerts"))
+    }
+
+    /// Records which state of each alert was published, in one
+    /// transaction.
+    pub async fn mark_alerts_published(&self, states: &[(&str, &str)]) -> Result<(), MergerError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query("begin marking alerts"))?;
+        for (alert_id, state) in states {
+            sqlx::query("UPDATE alerts SET published_state = $2 WHERE alert_id = $1")
+                .bind(*alert_id)
+                .bind(*state)
+                .execute(&mut *tx)
+                .await
+                .map_err(query("mark an alert published"))?;
+        }
+        tx.commit().await.map_err(query("commit marking alerts"))?;
+        Ok(())
+    }
+
     /// Acknowledges an open (or already acknowledged) alert.
     pub async fn acknowledge_alert(
         &self,

@@ -9,6 +9,7 @@ mod alerts;
 mod apply;
 mod facts;
 mod read;
+mod staff;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use alerts::{AckOutcome, AlertFilter, AlertRecord, AlertSync, StoredAlert};
 pub use apply::{BatchOutcome, Delivered, DeliveredItem};
 pub use facts::{RosterFact, RuleFacts, UnitFact};
 pub use read::{ContentSnapshot, StoredPayment, StoredRosterEntry};
+pub use staff::{HistoryItem, PostCount, StaffFilter, StaffRow};
 
 /// Which database a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
