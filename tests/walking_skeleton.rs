@@ -333,6 +333,7 @@ async fn rules_match_the_truth(store: &Store, url: &str) {
             .unwrap();
     assert_eq!(reports, truth, "reports differ from truth");
 
+    staff_queries_agree_with_the_reports(store, &truth).await;
     alerts_keep_their_state(store, url, &facts, as_of).await;
     workbook_reads_back(url, as_of, &truth).await;
 }
@@ -466,4 +467,60 @@ async fn workbook_reads_back(url: &str, as_of: chrono::NaiveDate, truth: &serde_
     assert_eq!(total[3], Data::Float(headcount_total));
     let csv = std::fs::read_to_string(dir.path().join("report.csv")).unwrap();
     assert!(csv.starts_with("\u{feff}统一社会信用代码,单位名称"));
+}
+
+/// The staff queries count what the reports count, page by page, and a
+/// person's history gathers every department's facts.
+async fn staff_queries_agree_with_the_reports(store: &Store, truth: &serde_json::Value) {
+    use blockhub_merger::store::StaffFilter;
+    let (code, expected) = truth.as_object().unwrap().iter().next().unwrap();
+    let mut active = Vec::new();
+    for page in 0.. {
+        let rows = store
+            .staff(&StaffFilter {
+                unit_code: code.clone(),
+                status: Some("在职".into()),
+                offset: page * 25,
+                limit: 25,
+                ..StaffFilter::default()
+            })
+            .await
+            .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        active.extend(rows);
+    }
+    assert_eq!(active.len() as i64, expected["headcount"].as_i64().unwrap());
+    let technical = store
+        .staff(&StaffFilter {
+            unit_code: code.clone(),
+            status: Some("在职".into()),
+            post_category: Some("技术技能".into()),
+            ..StaffFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        technical.len() as i64,
+        expected["by_post"]["技术技能"].as_i64().unwrap()
+    );
+
+    let counts = store.post_counts().await.unwrap();
+    for count in &counts {
+        let expected = truth[&count.unit_code]["by_post"][&count.post_category].as_i64();
+        assert_eq!(Some(count.active), expected, "{count:?}");
+    }
+
+    // 贺然: on the roster, paid, insured.
+    let history = store.history_of("330681198308206157").await.unwrap();
+    let facts: std::collections::BTreeSet<&str> = history.iter().map(|h| h.fact.as_str()).collect();
+    assert!(
+        facts.contains("roster") && facts.contains("payroll"),
+        "{facts:?}"
+    );
+    assert!(
+        history.iter().all(|h| h.fact != "case"),
+        "court cases stay the court's"
+    );
 }

@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod lookup;
 pub mod merger;
 pub mod report;
+pub mod staff;
 pub mod token;
 pub mod up;
 
@@ -39,6 +40,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::DeadLetters(args) => dead_letters::run(&data, args).await,
         Command::Alerts(args) => alerts::run(&data, args).await,
         Command::Report(args) => report::run(&data, args).await,
+        Command::Staff(args) => staff::run(&data, args).await,
         Command::Token(command) => token::run(&data, command),
     }
 }
