@@ -95,7 +95,8 @@ fn time_text(ms: i64) -> String {
 }
 
 /// Runs `alerts`. Exits 0 whether or not alerts hold (their number is the
-/// answer), 2 for a bad flag value.
+/// answer), 1 for a bad flag value or an unreadable store; `ack` exits 3
+/// when the alert is unknown or resolved.
 pub async fn run(data: &DataDir, args: AlertsArgs) -> Result<ExitCode> {
     if let Some(AlertsAction::Ack {
         alert_id,

@@ -73,6 +73,9 @@ pub struct HistoryItem {
     pub detail: String,
     /// Whether the source later deleted it.
     pub deleted: i64,
+    /// An amount in cents (net pay), where the fact has one.
+    #[serde(skip)]
+    pub amount_cents: Option<i64>,
 }
 
 impl Store {
@@ -128,22 +131,25 @@ impl Store {
                COALESCE(hire_date, '') AS when_text, \
                status || ' ' || post_category || ' ' || employment_form || \
                  COALESCE(' 合同至 ' || contract_end, '') || \
-                 COALESCE(' 减少 ' || left_on, '') AS detail, deleted \
+                 COALESCE(' 减少 ' || left_on, '') AS detail, deleted, \
+               CAST(NULL AS BIGINT) AS amount_cents \
              FROM roster_entries WHERE citizen_id = $1 \
              UNION ALL \
              SELECT source_system, 'payroll', unit_code, CAST(pay_month AS TEXT), \
-               '实发 ' || COALESCE(CAST(net_cents AS TEXT), '-') || ' 分', deleted \
+               '实发', deleted, net_cents \
              FROM payroll_payments WHERE citizen_id = $1 \
              UNION ALL \
              SELECT source_system, 'contribution', unit_code, \
-               CAST(contribution_month AS TEXT), insurance_type, deleted \
+               CAST(contribution_month AS TEXT), insurance_type, deleted, \
+               CAST(NULL AS BIGINT) \
              FROM contributions WHERE citizen_id = $1 \
              UNION ALL \
-             SELECT source_system, 'pension', '', starts_on, benefit_type, deleted \
+             SELECT source_system, 'pension', '', starts_on, benefit_type, deleted, \
+               CAST(NULL AS BIGINT) \
              FROM pension_starts WHERE citizen_id = $1 \
              UNION ALL \
              SELECT source_system, 'placement', unit_code, COALESCE(placed_on, ''), \
-               placement_type, deleted \
+               placement_type, deleted, CAST(NULL AS BIGINT) \
              FROM veteran_placements WHERE citizen_id = $1 \
              ORDER BY 4, 2, 3",
         )
@@ -151,5 +157,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("read a person's history"))
+        .map(|items: Vec<HistoryItem>| {
+            items
+                .into_iter()
+                .map(|mut item| {
+                    if let Some(cents) = item.amount_cents {
+                        let sign = if cents < 0 { "-" } else { "" };
+                        let cents = cents.unsigned_abs();
+                        item.detail =
+                            format!("{} {sign}{}.{:02}", item.detail, cents / 100, cents % 100);
+                    }
+                    item
+                })
+                .collect()
+        })
     }
 }
