@@ -268,6 +268,8 @@ async fn sample_county_end_to_end(backend: Backend) {
     wait_caught_up(&config, &store).await;
     assert_eq!(store.content_snapshot().await.unwrap(), snapshot);
 
+    rebuild_ends_identical(&settings, &store, &config.group, backend).await;
+
     let _ = stop_merger.send(());
     let _ = stop_gateway.send(());
     tokio::time::timeout(Duration::from_secs(30), merger)
@@ -523,4 +525,57 @@ async fn staff_queries_agree_with_the_reports(store: &Store, truth: &serde_json:
         history.iter().all(|h| h.fact != "case"),
         "court cases stay the court's"
     );
+}
+
+/// `blockhub rebuild` into a fresh database of the same backend ends with
+/// the live store's content, and the alert states the hub published
+/// (acknowledgements included).
+async fn rebuild_ends_identical(
+    settings: &KafkaSettings,
+    store: &Store,
+    merger_group: &str,
+    backend: Backend,
+) {
+    use blockhub_merger::store::AlertFilter;
+    settings
+        .ensure_named_topics(&[settings.named_topic(blockhub_rules::ALERTS_TOPIC)])
+        .await
+        .unwrap();
+    let producer = settings.producer().unwrap();
+    let policy = blockhub_rules::Policy::default();
+    blockhub_rules::round(store, &policy, settings, &producer)
+        .await
+        .unwrap();
+    let live_alerts = store.alerts(&AlertFilter::default()).await.unwrap();
+    assert!(
+        live_alerts
+            .iter()
+            .any(|a| a.state == "acknowledged" || a.state == "resolved")
+    );
+
+    let target_db = TestDatabase::create(backend).await;
+    let target = Store::open(&target_db.url).await.unwrap();
+    let summary = blockhub::commands::rebuild::rebuild_into(settings, &target, merger_group)
+        .await
+        .unwrap();
+    assert!(summary.messages > 0);
+    assert_eq!(summary.alerts as usize, live_alerts.len());
+    assert_eq!(
+        target.content_snapshot().await.unwrap(),
+        store.content_snapshot().await.unwrap()
+    );
+    let rebuilt_alerts = target.alerts(&AlertFilter::default()).await.unwrap();
+    assert_eq!(rebuilt_alerts, live_alerts);
+    // The live merger's group carries on from where the rebuild stopped.
+    assert_eq!(
+        target.next_offsets(merger_group).await.unwrap(),
+        store.next_offsets(merger_group).await.unwrap()
+    );
+    // A second rebuild into the same database is refused.
+    assert!(
+        blockhub::commands::rebuild::rebuild_into(settings, &target, merger_group)
+            .await
+            .is_err()
+    );
+    target_db.remove(target).await;
 }

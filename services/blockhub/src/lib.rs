@@ -111,6 +111,8 @@ pub enum Command {
     DeadLetters(commands::dead_letters::DeadLettersArgs),
     /// The staffing office's alerts, kept with their state; `alerts ack`.
     Alerts(commands::alerts::AlertsArgs),
+    /// Replay every topic into a fresh database (and restore alert states).
+    Rebuild(commands::rebuild::RebuildArgs),
     /// A unit's staff, counts per unit and post category, a person's history.
     Staff(commands::staff::StaffArgs),
     /// Per-unit and city-wide figures as JSON, CSV or an Excel workbook.

@@ -14,4 +14,4 @@ pub mod service;
 pub use alerts::{Alert, AlertKind, evaluate};
 pub use policy::{Policy, PolicyError, RetirementPolicy, RetirementRule};
 pub use report::{UnitReport, city_total, unit_reports};
-pub use service::{ALERTS_TOPIC, RulesError, run};
+pub use service::{ALERTS_TOPIC, RulesError, read_alert_states, round, run};

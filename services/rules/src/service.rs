@@ -68,6 +68,15 @@ pub struct AlertMessage<'a> {
     /// Who acknowledged it, if anyone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<&'a str>,
+    /// Their note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_note: Option<&'a str>,
+    /// When (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<i64>,
+    /// When its condition cleared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<i64>,
 }
 
 impl<'a> AlertMessage<'a> {
@@ -83,8 +92,116 @@ impl<'a> AlertMessage<'a> {
             first_seen: alert.first_seen,
             last_seen: alert.last_seen,
             acknowledged_by: alert.acknowledged_by.as_deref(),
+            acknowledged_note: alert.acknowledged_note.as_deref(),
+            acknowledged_at: alert.acknowledged_at,
+            resolved_at: alert.resolved_at,
         }
     }
+}
+
+/// A published alert message read back: the same fields, owned.
+#[derive(Debug, serde::Deserialize)]
+struct PublishedAlert {
+    alert_id: String,
+    kind: String,
+    id: Option<String>,
+    unit: Option<String>,
+    state: String,
+    evidence: String,
+    first_seen: i64,
+    last_seen: i64,
+    acknowledged_by: Option<String>,
+    acknowledged_note: Option<String>,
+    acknowledged_at: Option<i64>,
+    resolved_at: Option<i64>,
+}
+
+/// Every alert's latest published state, read from the alerts topic from
+/// its beginning to its end now: what a rebuilt store restores, so that an
+/// acknowledgement survives a rebuild.
+pub async fn read_alert_states(settings: &KafkaSettings) -> Result<Vec<StoredAlert>, RulesError> {
+    let topic = settings.named_topic(ALERTS_TOPIC);
+    let config = settings.client_config();
+    let brokers = settings.brokers.clone();
+    let read = tokio::task::spawn_blocking(move || read_alert_topic(config, &topic)).await;
+    match read {
+        Ok(Ok(latest)) => Ok(latest.into_values().collect()),
+        Ok(Err(source)) => Err(BrokerError::Client { brokers, source }.into()),
+        Err(_) => Err(BrokerError::Client {
+            brokers,
+            source: rdkafka::error::KafkaError::Canceled,
+        }
+        .into()),
+    }
+}
+
+fn read_alert_topic(
+    config: rdkafka::ClientConfig,
+    topic: &str,
+) -> Result<std::collections::BTreeMap<String, StoredAlert>, rdkafka::error::KafkaError> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", "blockhub-alert-restore")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    let mut ends = std::collections::BTreeMap::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition.id(), rdkafka::Offset::Beginning)?;
+            ends.insert(partition.id(), high);
+        }
+    }
+    let mut latest = std::collections::BTreeMap::new();
+    if ends.is_empty() {
+        return Ok(latest);
+    }
+    consumer.assign(&assignment)?;
+    while !ends.is_empty() {
+        let Some(message) = consumer.poll(timeout) else {
+            warn!(%topic, "Alerts topic stopped answering; some alert states not restored.");
+            break;
+        };
+        let message = message?;
+        let end = ends.get(&message.partition()).copied().unwrap_or(0);
+        if message.offset() + 1 >= end {
+            ends.remove(&message.partition());
+        }
+        if message.offset() >= end {
+            continue;
+        }
+        let parsed = message
+            .payload()
+            .and_then(|payload| serde_json::from_slice::<PublishedAlert>(payload).ok());
+        let Some(alert) = parsed else {
+            warn!(%topic, offset = message.offset(), "An alerts message did not parse; skipped.");
+            continue;
+        };
+        latest.insert(
+            alert.alert_id.clone(),
+            StoredAlert {
+                alert_id: alert.alert_id,
+                kind: alert.kind,
+                citizen_id: alert.id,
+                unit_code: alert.unit,
+                evidence: alert.evidence,
+                state: alert.state,
+                first_seen: alert.first_seen,
+                last_seen: alert.last_seen,
+                acknowledged_by: alert.acknowledged_by,
+                acknowledged_note: alert.acknowledged_note,
+                acknowledged_at: alert.acknowledged_at,
+                resolved_at: alert.resolved_at,
+            },
+        );
+    }
+    Ok(latest)
 }
 
 /// One round: evaluate as of today, sync the kept states, publish what

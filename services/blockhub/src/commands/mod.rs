@@ -8,6 +8,7 @@ pub mod health;
 pub mod ingest;
 pub mod lookup;
 pub mod merger;
+pub mod rebuild;
 pub mod report;
 pub mod staff;
 pub mod token;
@@ -41,6 +42,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Alerts(args) => alerts::run(&data, args).await,
         Command::Report(args) => report::run(&data, args).await,
         Command::Staff(args) => staff::run(&data, args).await,
+        Command::Rebuild(args) => rebuild::run(&data, args).await,
         Command::Token(command) => token::run(&data, command),
     }
 }

@@ -27,7 +27,7 @@ pub struct AlertRecord {
 }
 
 /// A kept alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, FromRow)]
 pub struct StoredAlert {
     /// Stable id.
     pub alert_id: String,
@@ -229,6 +229,44 @@ impl Store {
         }
         tx.commit().await.map_err(query("commit marking alerts"))?;
         Ok(())
+    }
+
+    /// Puts alerts back as they were last published (a rebuild reads them
+    /// from the alerts topic); an alert already kept is left alone.
+    pub async fn restore_alerts(&self, alerts: &[StoredAlert]) -> Result<u64, MergerError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query("begin restoring alerts"))?;
+        let mut restored = 0;
+        for alert in alerts {
+            let done = sqlx::query(
+                "INSERT INTO alerts (alert_id, kind, citizen_id, unit_code, evidence, state, \
+                   first_seen, last_seen, acknowledged_by, acknowledged_note, acknowledged_at, \
+                   resolved_at, published_state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $6) \
+                 ON CONFLICT (alert_id) DO NOTHING",
+            )
+            .bind(&alert.alert_id)
+            .bind(&alert.kind)
+            .bind(&alert.citizen_id)
+            .bind(&alert.unit_code)
+            .bind(&alert.evidence)
+            .bind(&alert.state)
+            .bind(alert.first_seen)
+            .bind(alert.last_seen)
+            .bind(&alert.acknowledged_by)
+            .bind(&alert.acknowledged_note)
+            .bind(alert.acknowledged_at)
+            .bind(alert.resolved_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("restore an alert"))?;
+            restored += done.rows_affected();
+        }
+        tx.commit().await.map_err(query("commit restored alerts"))?;
+        Ok(restored)
     }
 
     /// Acknowledges an open (or already acknowledged) alert.

@@ -407,6 +407,37 @@ impl Store {
         })
     }
 
+    /// Whether the store has never applied anything: a fresh database, as
+    /// a rebuild wants.
+    pub async fn is_fresh(&self) -> Result<bool, MergerError> {
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM applied_events) + \
+               (SELECT COUNT(*) FROM consumer_offsets) + (SELECT COUNT(*) FROM dead_letters)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query("check the store is fresh"))?;
+        Ok(applied == 0)
+    }
+
+    /// Gives `to` the consumer offsets `from` reached, so that a merger of
+    /// group `to` carries on where `from` stopped.
+    pub async fn copy_offsets(&self, from: &str, to: &str) -> Result<(), MergerError> {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer_group, topic, kafka_partition, next_offset) \
+             SELECT $2, topic, kafka_partition, next_offset FROM consumer_offsets \
+             WHERE consumer_group = $1 \
+             ON CONFLICT (consumer_group, topic, kafka_partition) \
+             DO UPDATE SET next_offset = excluded.next_offset",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await
+        .map_err(query("copy consumer offsets"))?;
+        Ok(())
+    }
+
     /// Facts that hold (not deleted) in each fact table.
     pub async fn live_fact_counts(&self) -> Result<BTreeMap<String, i64>, MergerError> {
         let mut counts = BTreeMap::new();
