@@ -2,74 +2,21 @@
 //! payroll exports through a real broker and merger into each store
 //! backend, answered by the gateway exactly as truth/ says.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use blockhub_connector::{IngestReport, SourceKind, ingest};
 use blockhub_gateway::proto::LookupRequest;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
 use blockhub_gateway::{BoundGateway, TokenEntry, TokenRegistry, hash_token};
 use blockhub_merger::{MergerConfig, Store};
 use blockhub_model::{CitizenId, KafkaSettings};
-use blockhub_tests::{Backend, TestBroker, TestDatabase, sample, test_keyer, wait_caught_up};
+use blockhub_tests::{
+    Backend, TestBroker, TestDatabase, ingest_sample_county, sample, wait_caught_up,
+};
 use tokio::sync::oneshot;
 use tonic::Code;
 use tonic::transport::Channel;
 
 const COURT_TOKEN: &str = "court-test-token-5b1e";
-
-async fn ingest_sample_county(settings: &KafkaSettings) -> BTreeMap<&'static str, IngestReport> {
-    let payroll = [
-        sample("finance/payroll_202609.csv"),
-        sample("finance/payroll_202610.csv"),
-        sample("finance/payroll_202611.csv"),
-    ];
-    let mut reports = BTreeMap::new();
-    for (name, source, files) in [
-        (
-            "quota",
-            SourceKind::Quota,
-            vec![sample("staffing/quota.csv")],
-        ),
-        (
-            "roster",
-            SourceKind::Roster,
-            vec![sample("staffing/roster.xlsx")],
-        ),
-        ("payroll", SourceKind::Payroll, payroll.to_vec()),
-        (
-            "contributions",
-            SourceKind::Contributions,
-            vec![sample("social_security/contributions.csv")],
-        ),
-        (
-            "retirements",
-            SourceKind::Retirements,
-            vec![sample("social_security/retirements.csv")],
-        ),
-        (
-            "court-cases",
-            SourceKind::CourtCases,
-            vec![sample("court/enforcement_cases.csv")],
-        ),
-        (
-            "placements",
-            SourceKind::Placements,
-            vec![sample("veterans/placements.csv")],
-        ),
-        (
-            "purchases",
-            SourceKind::Purchases,
-            vec![sample("finance/purchase_services.csv")],
-        ),
-    ] {
-        let report = ingest(source, &files, settings, test_keyer(), &Default::default())
-            .await
-            .expect("ingest");
-        reports.insert(name, report);
-    }
-    reports
-}
 
 fn authorised(id: &str, token: Option<&str>) -> tonic::Request<LookupRequest> {
     let mut request = tonic::Request::new(LookupRequest {

@@ -17,7 +17,25 @@ pub struct TestBroker {
     child: Child,
     /// host:port.
     pub address: String,
-    _storage: TempDir,
+    storage: TempDir,
+}
+
+fn spawn_tansu(binary: &std::path::Path, storage: &TempDir, address: &str) -> Child {
+    let url = format!("tcp://{address}");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(storage.path().join("broker.log"))
+        .expect("broker log");
+    Command::new(binary)
+        .current_dir(storage.path())
+        .arg("broker")
+        .args(["--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .stdout(Stdio::from(log.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start tansu")
 }
 
 /// A free port on 127.0.0.1.
@@ -47,27 +65,34 @@ impl TestBroker {
         let storage = tempfile::tempdir().expect("broker storage directory");
         let port = free_port();
         let address = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{address}");
-        let log = std::fs::File::create(storage.path().join("broker.log")).expect("broker log");
-        let child = Command::new(binary)
-            .current_dir(storage.path())
-            .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::from(log.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start tansu");
+        let child = spawn_tansu(&binary, &storage, &address);
         let mut broker = Self {
             child,
             address,
-            _storage: storage,
+            storage,
         };
+        broker.wait_ready().await.then_some(broker)
+    }
+
+    /// Kills the broker and starts it again on the same port and storage
+    /// after `down` (topics and committed offsets survive, as in
+    /// production).
+    pub async fn restart(&mut self, down: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        tokio::time::sleep(down).await;
+        let binary = blockhub::broker::find_tansu(None).expect("tansu");
+        self.child = spawn_tansu(&binary, &self.storage, &self.address);
+        assert!(self.wait_ready().await, "tansu did not come back");
+    }
+
+    async fn wait_ready(&mut self) -> bool {
+        let broker = self;
         let settings = KafkaSettings::new(broker.address.clone());
         let started = Instant::now();
         while settings.ping(Duration::from_secs(2)).await.is_err() {
             if broker.child.try_wait().ok().flatten().is_some() {
-                return None;
+                return false;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
@@ -75,7 +100,7 @@ impl TestBroker {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Some(broker)
+        true
     }
 
     /// Settings with a topic prefix unique to one test.
@@ -200,4 +225,66 @@ pub fn sample(relative: &str) -> PathBuf {
 /// A person-key secret for tests.
 pub fn test_keyer() -> blockhub_model::PersonKeyer {
     blockhub_model::PersonKeyer::new(b"test-secret-0123456789").expect("keyer")
+}
+
+/// Ingests every file of the sample county, in the order a department
+/// would hand them over (the quota list first, for the unit directory).
+pub async fn ingest_sample_county(
+    settings: &KafkaSettings,
+) -> std::collections::BTreeMap<&'static str, blockhub_connector::IngestReport> {
+    let payroll = [
+        sample("finance/payroll_202609.csv"),
+        sample("finance/payroll_202610.csv"),
+        sample("finance/payroll_202611.csv"),
+    ];
+    let mut reports = std::collections::BTreeMap::new();
+    for (name, source, files) in [
+        (
+            "quota",
+            blockhub_connector::SourceKind::Quota,
+            vec![sample("staffing/quota.csv")],
+        ),
+        (
+            "roster",
+            blockhub_connector::SourceKind::Roster,
+            vec![sample("staffing/roster.xlsx")],
+        ),
+        (
+            "payroll",
+            blockhub_connector::SourceKind::Payroll,
+            payroll.to_vec(),
+        ),
+        (
+            "contributions",
+            blockhub_connector::SourceKind::Contributions,
+            vec![sample("social_security/contributions.csv")],
+        ),
+        (
+            "retirements",
+            blockhub_connector::SourceKind::Retirements,
+            vec![sample("social_security/retirements.csv")],
+        ),
+        (
+            "court-cases",
+            blockhub_connector::SourceKind::CourtCases,
+            vec![sample("court/enforcement_cases.csv")],
+        ),
+        (
+            "placements",
+            blockhub_connector::SourceKind::Placements,
+            vec![sample("veterans/placements.csv")],
+        ),
+        (
+            "purchases",
+            blockhub_connector::SourceKind::Purchases,
+            vec![sample("finance/purchase_services.csv")],
+        ),
+    ] {
+        let report =
+            blockhub_connector::ingest(source, &files, settings, test_keyer(), &Default::default())
+                .await
+                .expect("ingest");
+        reports.insert(name, report);
+    }
+    reports
 }

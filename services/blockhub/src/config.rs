@@ -77,7 +77,12 @@ impl DataDir {
 
     /// The embedded store's URL.
     pub fn store_url(&self) -> String {
-        format!("sqlite://{}", self.path("store.db").display())
+        format!("sqlite://{}", self.store_file().display())
+    }
+
+    /// The default SQLite store file.
+    pub fn store_file(&self) -> PathBuf {
+        self.path("store.db")
     }
 
     /// The hub file, if a hub has written one.

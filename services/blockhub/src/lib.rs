@@ -12,6 +12,7 @@ pub mod logging;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use blockhub_merger::Store;
 use clap::{Args, Parser, Subcommand};
 
 /// Blockhub: one person- and unit-centred store from every department's data.
@@ -73,6 +74,22 @@ impl StoreArgs {
         self.database_url
             .clone()
             .unwrap_or_else(|| data.store_url())
+    }
+
+    /// Opens a store that must exist already, for the commands that read
+    /// what a hub built: without --database-url, the data directory must
+    /// hold a hub's store.
+    pub async fn open_existing(&self, data: &config::DataDir) -> anyhow::Result<Store> {
+        if self.database_url.is_none() && !data.store_file().exists() {
+            anyhow::bail!(
+                "no store in data directory {} (no hub has run there): pass the hub's \
+                 --data-dir (before or after the command's own flags), or --database-url",
+                data.root().display()
+            );
+        }
+        Store::open(&self.url(data))
+            .await
+            .map_err(|error| anyhow::Error::new(error).context("opening the store"))
     }
 }
 

@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::warn;
+use tracing::{info, warn};
 
 /// What a replay read, besides the events folded into the caller's state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -81,13 +81,30 @@ fn read_topic<S>(
     }
     consumer.assign(&assignment)?;
     let registry = SchemaRegistry::get().ok();
+    // A broker that goes away part-way (a restart) is waited for, with one
+    // log line, up to the deadline; then the read is reported incomplete.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut waiting = false;
     while !ends.is_empty() {
-        let Some(message) = consumer.poll(timeout) else {
-            warn!(%topic, "Topic stopped answering before its end was read.");
-            stats.complete = false;
-            break;
+        let message = match consumer.poll(timeout) {
+            Some(Ok(message)) => message,
+            Some(Err(error)) if std::time::Instant::now() < deadline => {
+                if !std::mem::replace(&mut waiting, true) {
+                    warn!(%topic, %error, "Broker unavailable while reading; waiting for it.");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Some(Err(error)) => return Err(error),
+            None => {
+                warn!(%topic, "Topic stopped answering before its end was read.");
+                stats.complete = false;
+                break;
+            }
         };
-        let message = message?;
+        if std::mem::take(&mut waiting) {
+            info!(%topic, "Broker reachable again; reading on.");
+        }
         let end = ends.get(&message.partition()).copied().unwrap_or(0);
         if message.offset() >= end {
             // Published after the replay started: not part of this read.

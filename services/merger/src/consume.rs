@@ -34,6 +34,27 @@ pub struct MergerConfig {
     pub batch_size: usize,
     /// Longest wait to fill a batch once its first message arrived.
     pub batch_wait: Duration,
+    /// How long the broker waits for a silent member (a merger that
+    /// crashed) before giving its partitions to the others. Short, so a
+    /// merger restarted after a crash is not kept waiting long.
+    pub session_timeout: Duration,
+    /// Whether this merger shares the partitions with others through the
+    /// consumer group, or reads every partition itself.
+    pub membership: Membership,
+}
+
+/// How a merger gets its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Every partition of every topic, assigned by the merger itself and
+    /// started at the store's own offsets. No group coordination, so a
+    /// merger restarted after a crash resumes at once: the default for one
+    /// merger per store (tansu 0.6 keeps a crashed group member, and the
+    /// partitions the group gave it, indefinitely).
+    Alone,
+    /// Partitions split between the mergers of the group by the broker,
+    /// for several mergers on a Kafka cluster.
+    Group,
 }
 
 impl MergerConfig {
@@ -44,6 +65,8 @@ impl MergerConfig {
             group: "blockhub-merger".into(),
             batch_size: 1000,
             batch_wait: Duration::from_millis(100),
+            session_timeout: Duration::from_secs(10),
+            membership: Membership::Alone,
         }
     }
 
@@ -79,13 +102,39 @@ async fn run_inner(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        // The broker waits this long for every known member to rejoin a
+        // rebalance; members that crashed never do. Kept short so a
+        // restarted merger is not held up for Kafka's default 5 minutes;
+        // a batch takes well under it even on a slow database.
+        .set(
+            "max.poll.interval.ms",
+            (config.session_timeout.as_millis() * 3).to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 4)
+                .max(100)
+                .to_string(),
+        )
         .create()
         .map_err(|source| consumer_error(&config, "be created", source))?;
     let topics = config.topics();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topic_refs)
-        .map_err(|source| consumer_error(&config, "subscribe", source))?;
+    match config.membership {
+        Membership::Group => consumer
+            .subscribe(&topic_refs)
+            .map_err(|source| consumer_error(&config, "subscribe", source))?,
+        Membership::Alone => {
+            let assignment = own_assignment(&config, &consumer, &store, &topics).await?;
+            consumer
+                .assign(&assignment)
+                .map_err(|source| consumer_error(&config, "assign partitions", source))?;
+        }
+    }
     let dead_letters = DeadLetterSink::new(&config.kafka, config.kafka.producer()?);
     info!(topics = ?topics, "Merger started.");
 
@@ -130,6 +179,34 @@ async fn run_inner(
     }
     info!("Merger stopped.");
     Ok(())
+}
+
+/// Every partition of `topics`, each from the store's next offset for the
+/// group (from the beginning where the store has none).
+async fn own_assignment(
+    config: &MergerConfig,
+    consumer: &StreamConsumer,
+    store: &Store,
+    topics: &[String],
+) -> Result<rdkafka::TopicPartitionList, MergerError> {
+    let stored = store.next_offsets(&config.group).await?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(|source| consumer_error(config, "read topic metadata", source))?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let offset = stored
+                .get(&(topic.clone(), partition.id()))
+                .map_or(rdkafka::Offset::Beginning, |next| {
+                    rdkafka::Offset::Offset(*next)
+                });
+            assignment
+                .add_partition_offset(topic, partition.id(), offset)
+                .map_err(|source| consumer_error(config, "assign partitions", source))?;
+        }
+    }
+    Ok(assignment)
 }
 
 fn consumer_error(

@@ -10,7 +10,7 @@ pub mod error;
 pub mod lag;
 pub mod store;
 
-pub use consume::{MergerConfig, run};
+pub use consume::{Membership, MergerConfig, run};
 pub use error::MergerError;
 pub use lag::{PartitionLag, lag};
 pub use store::{Backend, Store};

@@ -89,7 +89,7 @@ pub fn unit_reports(
 /// The city-wide sums of every unit's figures.
 pub fn city_total(reports: &BTreeMap<String, UnitReport>) -> UnitReport {
     let mut total = UnitReport {
-        name: "全市".into(),
+        name: "全市合计".into(),
         ..UnitReport::default()
     };
     for report in reports.values() {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use blockhub_merger::Store;
 use blockhub_merger::store::{AckOutcome, AlertFilter, StoredAlert};
 use blockhub_rules::{AlertKind, Policy, evaluate};
 use chrono::{Local, NaiveDate, Utc};
@@ -17,7 +16,6 @@ use crate::config::DataDir;
 
 /// Flags of `alerts`.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct AlertsArgs {
     /// Acknowledge an alert instead of listing.
     #[command(subcommand)]
@@ -121,15 +119,16 @@ pub async fn run(data: &DataDir, args: AlertsArgs) -> Result<ExitCode> {
     {
         bail!("--state {state}: use open, acknowledged or resolved");
     }
+    if let Some(unit) = &args.unit {
+        blockhub_model::CreditCode::parse(unit).context("--unit")?;
+    }
     let policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
         None => Policy::default(),
     };
     let today = Local::now().date_naive();
     let as_of = args.as_of.unwrap_or(today);
-    let store = Store::open(&args.store.url(data))
-        .await
-        .context("opening the store")?;
+    let store = args.store.open_existing(data).await?;
     let facts = store.rule_facts().await?;
     let computed = evaluate(&facts, as_of, &policy);
     let filter = AlertFilter {
@@ -177,7 +176,9 @@ pub async fn run(data: &DataDir, args: AlertsArgs) -> Result<ExitCode> {
                         citizen_id: record.citizen_id,
                         unit_code: record.unit_code,
                         evidence: record.evidence,
-                        state: "open".into(),
+                        // Held on that date, but not kept: it does not
+                        // hold today, so it has no state to acknowledge.
+                        state: "not-kept".into(),
                         first_seen: 0,
                         last_seen: 0,
                         acknowledged_by: None,
@@ -227,7 +228,8 @@ fn print_alerts(alerts: &[StoredAlert], json: bool, as_of: NaiveDate) -> Result<
         }
     }
     if !json {
-        println!("{} alerts as of {as_of}.", alerts.len());
+        let noun = if alerts.len() == 1 { "alert" } else { "alerts" };
+        println!("{} {noun} as of {as_of}.", alerts.len());
     }
     Ok(())
 }
@@ -239,9 +241,7 @@ async fn acknowledge(
     by: &str,
     note: &str,
 ) -> Result<ExitCode> {
-    let store = Store::open(&store.url(data))
-        .await
-        .context("opening the store")?;
+    let store = store.open_existing(data).await?;
     let outcome = store
         .acknowledge_alert(alert_id, by, note, Utc::now().timestamp_millis())
         .await?;
@@ -252,7 +252,11 @@ async fn acknowledge(
             Ok(ExitCode::SUCCESS)
         }
         AckOutcome::NotFound => {
-            eprintln!("No alert has id {alert_id}; `blockhub alerts` lists them.");
+            eprintln!(
+                "No kept alert has id {alert_id}. `blockhub alerts` (as of today) lists the kept \
+                 ones; an alert listed only for another date (state not-kept) does not hold \
+                 today and has nothing to acknowledge."
+            );
             Ok(ExitCode::from(3))
         }
         AckOutcome::Resolved => {

@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use blockhub_merger::Store;
+use anyhow::Result;
 use clap::Args;
 
 use crate::StoreArgs;
@@ -28,8 +27,7 @@ pub struct DeadLettersArgs {
 
 /// Runs `dead-letters`.
 pub async fn run(data: &DataDir, args: DeadLettersArgs) -> Result<ExitCode> {
-    let url = args.store.url(data);
-    let store = Store::open(&url).await.context("opening the store")?;
+    let store = args.store.open_existing(data).await?;
     let letters = store
         .dead_letters(args.source.as_deref(), args.limit)
         .await?;

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use blockhub_merger::Store;
 use blockhub_rules::report::POST_CATEGORIES;
 use blockhub_rules::{Policy, UnitReport, city_total, unit_reports};
 use chrono::{Local, NaiveDate};
@@ -91,9 +90,7 @@ pub async fn run(data: &DataDir, args: ReportArgs) -> Result<ExitCode> {
         None => Policy::default(),
     };
     let as_of = args.as_of.unwrap_or_else(|| Local::now().date_naive());
-    let store = Store::open(&args.store.url(data))
-        .await
-        .context("opening the store")?;
+    let store = args.store.open_existing(data).await?;
     let facts = store.rule_facts().await?;
     store.close().await;
     let mut reports = unit_reports(&facts, as_of, &policy);
@@ -125,7 +122,9 @@ fn write_csv(path: &Path, reports: &BTreeMap<String, UnitReport>) -> Result<()> 
     for (code, report) in reports {
         writer.write_record(unit_row(code, report))?;
     }
-    writer.write_record(unit_row("", &city_total(reports)))?;
+    let mut total = unit_row("", &city_total(reports));
+    total[1] = "全市合计".into();
+    writer.write_record(total)?;
     writer.flush()?;
     Ok(())
 }

@@ -3,8 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use blockhub_merger::Store;
+use anyhow::{Context, Result, bail};
 use blockhub_merger::store::StaffFilter;
 use blockhub_model::CitizenId;
 use clap::{Args, Subcommand};
@@ -43,11 +42,11 @@ pub enum StaffQuery {
         /// 在职 or 减少.
         #[arg(long)]
         status: Option<String>,
-        /// Rows per page.
-        #[arg(long, default_value_t = 50)]
+        /// Rows per page (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
         limit: i64,
         /// Page number, from 1.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
         page: i64,
     },
     /// Active posts per unit and post category across the city.
@@ -59,11 +58,22 @@ pub enum StaffQuery {
     },
 }
 
+/// Roster statuses as stored.
+const STATUSES: [&str; 3] = ["在职", "减少", "未知"];
+
+/// A post category as stored, from a label with or without a trailing 类.
+fn post_category(label: &str) -> Result<String> {
+    let category = blockhub_model::PostCategory::from_label(label);
+    if category == blockhub_model::PostCategory::Unknown && label.trim_end_matches('类') != "未知"
+    {
+        bail!("--post {label}: use 普通辅助, 技术技能, 执法辅助 or 未知");
+    }
+    Ok(category.label().to_string())
+}
+
 /// Runs `staff`. Exits 0, or 3 when nothing matched.
 pub async fn run(data: &DataDir, args: StaffArgs) -> Result<ExitCode> {
-    let store = Store::open(&args.store.url(data))
-        .await
-        .context("opening the store")?;
+    let store = args.store.open_existing(data).await?;
     let found = match &args.query {
         StaffQuery::List {
             unit,
@@ -73,13 +83,20 @@ pub async fn run(data: &DataDir, args: StaffArgs) -> Result<ExitCode> {
             limit,
             page,
         } => {
-            let limit = (*limit).clamp(1, 1000);
+            let limit = *limit;
+            let unit = blockhub_model::CreditCode::parse(unit).context("--unit")?;
+            let post = post.as_deref().map(post_category).transpose()?;
+            if let Some(status) = status
+                && !STATUSES.contains(&status.as_str())
+            {
+                bail!("--status {status}: use one of {}", STATUSES.join(", "));
+            }
             let filter = StaffFilter {
-                unit_code: unit.clone(),
-                post_category: post.clone(),
+                unit_code: unit.as_str().to_string(),
+                post_category: post,
                 employment_form: form.clone(),
                 status: status.clone(),
-                offset: (page.max(&1) - 1) * limit,
+                offset: (page - 1) * limit,
                 limit,
             };
             let rows = store.staff(&filter).await?;
@@ -99,8 +116,15 @@ pub async fn run(data: &DataDir, args: StaffArgs) -> Result<ExitCode> {
                     );
                 }
             }
-            if !args.json && rows.len() as i64 == limit {
-                println!("(page {page}; more with --page {})", page + 1);
+            if !args.json && !rows.is_empty() {
+                let first = (page - 1) * limit + 1;
+                let last = first + rows.len() as i64 - 1;
+                let more = if rows.len() as i64 == limit {
+                    format!("; more with --page {}", page + 1)
+                } else {
+                    String::new()
+                };
+                println!("(rows {first}-{last}, page {page}{more})");
             }
             rows.len()
         }

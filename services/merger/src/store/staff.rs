@@ -71,11 +71,16 @@ pub struct HistoryItem {
     pub when_text: String,
     /// What it says, in a few words.
     pub detail: String,
-    /// Whether the source later deleted it.
+    /// Whether the source later deleted it (1) or not (0).
+    #[serde(serialize_with = "as_bool")]
     pub deleted: i64,
     /// An amount in cents (net pay), where the fact has one.
     #[serde(skip)]
     pub amount_cents: Option<i64>,
+}
+
+fn as_bool<S: serde::Serializer>(flag: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(*flag != 0)
 }
 
 impl Store {
