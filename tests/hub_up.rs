@@ -106,6 +106,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
         let request = blockhub::commands::lookup::authorised(
             LookupRequest {
                 citizen_id: "330681198308206157".into(),
+                provenance: true,
             },
             Some(&token),
         )
@@ -122,6 +123,20 @@ async fn up_runs_the_hub_from_a_data_directory() {
         }
     };
     assert_eq!(reply.posts[0].unit_code, "11330681777412151D");
+    // Asked for, each fact says which file, row and event stated it.
+    let roster_source = reply.posts[0].provenance.as_ref().expect("provenance");
+    assert_eq!(roster_source.source_system, "staffing.roster");
+    assert_eq!(roster_source.location, "roster.xlsx");
+    assert!(roster_source.position.parse::<u64>().is_ok());
+    assert!(!roster_source.event_id.is_empty());
+    let pay_source = reply
+        .latest_payment
+        .as_ref()
+        .and_then(|p| p.provenance.as_ref());
+    assert_eq!(
+        pay_source.map(|p| p.location.as_str()),
+        Some("payroll_202611.csv")
+    );
 
     // Reflection lists the service, so grpcurl works without proto files.
     let channel = blockhub::commands::lookup::connect(&gateway).await.unwrap();

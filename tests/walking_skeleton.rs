@@ -21,6 +21,7 @@ const COURT_TOKEN: &str = "court-test-token-5b1e";
 fn authorised(id: &str, token: Option<&str>) -> tonic::Request<LookupRequest> {
     let mut request = tonic::Request::new(LookupRequest {
         citizen_id: id.to_string(),
+        provenance: false,
     });
     if let Some(token) = token {
         let value = format!("Bearer {token}").parse().unwrap();
@@ -157,6 +158,10 @@ async fn sample_county_end_to_end(backend: Backend) {
             "{id}"
         );
         let payment = reply.latest_payment.expect("a payment");
+        assert!(
+            payment.provenance.is_none(),
+            "provenance only when asked for"
+        );
         assert_eq!(
             payment.month,
             expected["latest_pay_month"].as_str().unwrap()

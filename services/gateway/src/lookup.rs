@@ -10,7 +10,7 @@ use tracing::info;
 use crate::auth::Caller;
 use crate::error::GatewayError;
 use crate::proto::person_lookup_server::PersonLookup;
-use crate::proto::{LookupReply, LookupRequest, Payment, RosterPost};
+use crate::proto::{LookupReply, LookupRequest, Payment, Provenance, RosterPost};
 
 /// Answers look-ups from the store.
 pub struct LookupService {
@@ -28,8 +28,22 @@ fn date_text(date: Option<NaiveDate>) -> String {
     date.map(|d| d.to_string()).unwrap_or_default()
 }
 
-fn post(entry: StoredRosterEntry) -> RosterPost {
+fn provenance(stored: blockhub_merger::store::Provenance) -> Provenance {
+    let observed_at = chrono::DateTime::from_timestamp_millis(stored.observed_at)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    Provenance {
+        source_system: stored.source_system,
+        location: stored.location,
+        position: stored.position,
+        event_id: stored.event_id,
+        observed_at,
+    }
+}
+
+fn post(entry: StoredRosterEntry, with_provenance: bool) -> RosterPost {
     RosterPost {
+        provenance: with_provenance.then(|| provenance(entry.provenance.clone())),
         unit_code: entry.unit_code,
         unit_name: entry.unit_name,
         post_category: entry.post_category,
@@ -45,8 +59,9 @@ fn post(entry: StoredRosterEntry) -> RosterPost {
     }
 }
 
-fn payment(stored: StoredPayment) -> Payment {
+fn payment(stored: StoredPayment, with_provenance: bool) -> Payment {
     Payment {
+        provenance: with_provenance.then(|| provenance(stored.provenance.clone())),
         month: stored.month.to_string(),
         unit_code: stored.unit_code,
         unit_name: stored.unit_name,
@@ -72,6 +87,7 @@ impl PersonLookup for LookupService {
             .get::<Caller>()
             .map(|caller| caller.department.clone())
             .ok_or_else(|| Status::unauthenticated("no caller"))?;
+        let with_provenance = request.get_ref().provenance;
         let id = CitizenId::parse(&request.get_ref().citizen_id).map_err(|error| {
             info!(%department, reason = error.code(), "Look-up refused: invalid ID.");
             Status::invalid_argument(error.to_string())
@@ -104,8 +120,11 @@ impl PersonLookup for LookupService {
         Ok(Response::new(LookupReply {
             citizen_id_masked: id.masked(),
             name,
-            posts: entries.into_iter().map(post).collect(),
-            latest_payment: latest.map(payment),
+            posts: entries
+                .into_iter()
+                .map(|entry| post(entry, with_provenance))
+                .collect(),
+            latest_payment: latest.map(|stored| payment(stored, with_provenance)),
         }))
     }
 }

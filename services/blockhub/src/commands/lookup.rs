@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
-use blockhub_gateway::proto::{LookupReply, LookupRequest};
+use blockhub_gateway::proto::{LookupReply, LookupRequest, Provenance};
 use clap::Args;
 use serde_json::json;
 use tonic::Code;
@@ -22,6 +22,10 @@ pub struct LookupArgs {
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also show, for each fact, which source, file, row and event stated
+    /// it, and when.
+    #[arg(long)]
+    pub provenance: bool,
     /// Gateway settings.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -59,6 +63,7 @@ pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
     let request = authorised(
         LookupRequest {
             citizen_id: args.citizen_id.clone(),
+            provenance: args.provenance,
         },
         token.as_deref(),
     )?;
@@ -112,6 +117,7 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
                 "status": post.status,
                 "status_label": post.status_label,
                 "left_on": empty_to_null(&post.left_on),
+                "provenance": post.provenance.as_ref().map(provenance_json),
             })
         })
         .collect();
@@ -124,7 +130,8 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
     let payment = reply.latest_payment.as_ref().map(|p| {
         json!({"month": p.month, "unit_code": p.unit_code,
                "unit_name": empty_to_null(&p.unit_name),
-               "gross": empty_to_null(&p.gross), "net": empty_to_null(&p.net)})
+               "gross": empty_to_null(&p.gross), "net": empty_to_null(&p.net),
+               "provenance": p.provenance.as_ref().map(provenance_json)})
     });
     json!({
         "id": reply.citizen_id_masked,
@@ -133,6 +140,18 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
         "posts": posts,
         "latest_payment": payment,
     })
+}
+
+fn provenance_json(p: &Provenance) -> serde_json::Value {
+    json!({"source_system": p.source_system, "location": p.location,
+           "position": p.position, "event_id": p.event_id, "observed_at": p.observed_at})
+}
+
+fn provenance_line(p: &Provenance) -> String {
+    format!(
+        "    from {} {} row {}, event {}, read {}",
+        p.source_system, p.location, p.position, p.event_id, p.observed_at
+    )
 }
 
 fn empty_to_null(text: &str) -> serde_json::Value {
@@ -188,6 +207,9 @@ fn print_reply(reply: &LookupReply) {
                 format!("  left {}", post.left_on)
             },
         );
+        if let Some(provenance) = &post.provenance {
+            println!("{}", provenance_line(provenance));
+        }
     }
     match &reply.latest_payment {
         Some(p) => println!(
@@ -199,5 +221,12 @@ fn print_reply(reply: &LookupReply) {
             or_unknown(&p.net)
         ),
         None => println!("  no payment on record"),
+    }
+    if let Some(provenance) = reply
+        .latest_payment
+        .as_ref()
+        .and_then(|p| p.provenance.as_ref())
+    {
+        println!("{}", provenance_line(provenance));
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{MergerError, query};
 pub use alerts::{AckOutcome, AlertFilter, AlertRecord, AlertSync, StoredAlert};
 pub use apply::{BatchOutcome, Delivered, DeliveredItem};
 pub use facts::{RosterFact, RuleFacts, UnitFact};
-pub use read::{ContentSnapshot, StoredPayment, StoredRosterEntry};
+pub use read::{ContentSnapshot, Provenance, StoredPayment, StoredRosterEntry};
 pub use staff::{HistoryItem, PostCount, StaffFilter, StaffRow};
 
 /// Which database a store is on.

@@ -11,6 +11,21 @@ use sqlx::FromRow;
 use super::Store;
 use crate::error::{MergerError, query};
 
+/// Where a stored fact came from: the event that last stated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct Provenance {
+    /// The source system, such as staffing.roster.
+    pub source_system: String,
+    /// The file or table.
+    pub location: String,
+    /// The row number or row key.
+    pub position: String,
+    /// The event's id.
+    pub event_id: String,
+    /// When the connector read it (ms since the epoch).
+    pub observed_at: i64,
+}
+
 /// A person's post at a unit, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredRosterEntry {
@@ -40,6 +55,8 @@ pub struct StoredRosterEntry {
     pub status_label: String,
     /// 减少日期.
     pub left_on: Option<NaiveDate>,
+    /// The event that last stated it.
+    pub provenance: Provenance,
 }
 
 /// One month's pay, as stored.
@@ -57,6 +74,8 @@ pub struct StoredPayment {
     pub gross: Option<Decimal>,
     /// 实发工资, when the payroll gave it.
     pub net: Option<Decimal>,
+    /// The event that last stated it.
+    pub provenance: Provenance,
 }
 
 #[derive(FromRow)]
@@ -74,6 +93,8 @@ struct RosterRow {
     status: String,
     status_label: String,
     left_on: Option<String>,
+    #[sqlx(flatten)]
+    provenance: Provenance,
 }
 
 #[derive(FromRow)]
@@ -96,6 +117,8 @@ struct PaymentRow {
     unit_name: String,
     gross_cents: Option<i64>,
     net_cents: Option<i64>,
+    #[sqlx(flatten)]
+    provenance: Provenance,
 }
 
 pub(super) fn stored_date(
@@ -204,7 +227,9 @@ impl Store {
                COALESCE(NULLIF(r.unit_name, ''), u.unit_name, '') AS unit_name, \
                r.name, r.post_category, r.post_category_label, r.employment_form, \
                r.hire_date, r.contract_start, r.contract_end, r.contract_open_ended, \
-               r.status, r.status_label, r.left_on \
+               r.status, r.status_label, r.left_on, r.source_system, \
+               r.source_location AS location, r.source_position AS position, r.event_id, \
+               r.observed_at \
              FROM roster_entries r LEFT JOIN units u ON u.unit_code = r.unit_code \
              WHERE r.citizen_id = $1 AND r.deleted = 0 \
              ORDER BY CASE WHEN r.status = '在职' THEN 0 ELSE 1 END, r.hire_date DESC, \
@@ -230,6 +255,7 @@ impl Store {
                     status: row.status,
                     status_label: row.status_label,
                     left_on: stored_date("left_on", row.left_on)?,
+                    provenance: row.provenance,
                 })
             })
             .collect()
@@ -244,7 +270,9 @@ impl Store {
         let row: Option<PaymentRow> = sqlx::query_as(
             "SELECT p.pay_month, p.unit_code, p.name, \
                COALESCE(NULLIF(p.unit_name, ''), u.unit_name, '') AS unit_name, \
-               p.gross_cents, p.net_cents \
+               p.gross_cents, p.net_cents, p.source_system, \
+               p.source_location AS location, p.source_position AS position, p.event_id, \
+               p.observed_at \
              FROM payroll_payments p LEFT JOIN units u ON u.unit_code = p.unit_code \
              WHERE p.citizen_id = $1 AND p.deleted = 0 \
              ORDER BY p.pay_month DESC, COALESCE(p.net_cents, p.gross_cents, 0) DESC, \
@@ -267,6 +295,7 @@ impl Store {
                 unit_name: row.unit_name,
                 gross: row.gross_cents.map(|cents| Decimal::new(cents, 2)),
                 net: row.net_cents.map(|cents| Decimal::new(cents, 2)),
+                provenance: row.provenance,
             })
         })
         .transpose()
