@@ -86,21 +86,47 @@ async fn store_promises(backend: Backend) {
         .unwrap();
     assert_eq!((duplicate.applied, duplicate.duplicate_events), (0, 1));
 
-    // A stale export read an hour earlier arrives late: it must not win.
+    // A stale export read an hour earlier arrives late: it must not win,
+    // and is kept as superseded history.
     let older = roster_event("2025-12-31", -3600);
-    store
+    let late = store
         .apply_batch("g", &[delivered(&older, 2)])
         .await
         .unwrap();
+    assert_eq!(late.superseded, 1);
     assert_eq!(
         contract_end(&store).await,
         NaiveDate::from_ymd_opt(2027, 1, 31)
+    );
+    let history = store.superseded_facts(10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].0, older.envelope.event_id);
+    assert_eq!(history[0].1, "roster_entries");
+    assert!(history[0].2.contains("2025-12-31"), "{}", history[0].2);
+
+    // Within one batch too: the older of two events for one fact is kept
+    // as history, the newer applied.
+    let (old_in_batch, new_in_batch) = (
+        roster_event("2026-03-31", 10),
+        roster_event("2027-02-28", 20),
+    );
+    let both = store
+        .apply_batch(
+            "g",
+            &[delivered(&new_in_batch, 3), delivered(&old_in_batch, 4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!((both.applied, both.superseded), (2, 1));
+    assert_eq!(
+        contract_end(&store).await,
+        NaiveDate::from_ymd_opt(2027, 2, 28)
     );
 
     // A genuinely newer fact does.
     let newest = roster_event("2028-06-30", 60);
     store
-        .apply_batch("g", &[delivered(&newest, 3)])
+        .apply_batch("g", &[delivered(&newest, 5)])
         .await
         .unwrap();
     assert_eq!(
@@ -109,7 +135,7 @@ async fn store_promises(backend: Backend) {
     );
     assert_eq!(
         store.next_offsets("g").await.unwrap()[&("t.staffing.roster".into(), 0)],
-        4
+        6
     );
 
     database.remove(store).await;

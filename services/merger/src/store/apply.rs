@@ -64,6 +64,9 @@ pub struct BatchOutcome {
     pub duplicate_events: u64,
     /// Dead letters stored.
     pub dead_letters: u64,
+    /// Events older than the fact the store (or the batch) held: kept as
+    /// history, not applied.
+    pub superseded: u64,
 }
 
 fn date_text(date: Option<NaiveDate>) -> Option<String> {
@@ -135,7 +138,9 @@ impl Store {
                 outcome.duplicate_events += 1;
             }
         }
-        facts.write(&mut tx, rows).await?;
+        let superseded = facts.write(&mut tx, rows).await?;
+        record_superseded(&mut tx, &superseded).await?;
+        outcome.superseded = superseded.len() as u64;
 
         let letters: Vec<&DeadLetter> = fresh
             .iter()
@@ -315,6 +320,8 @@ async fn record_events(
 #[derive(Default)]
 struct FactBatch<'a> {
     facts: BTreeMap<String, (&'a Envelope, &'a Fact)>,
+    /// Events a newer one of the same batch replaced.
+    superseded: Vec<(&'a Envelope, &'a Fact)>,
 }
 
 impl<'a> FactBatch<'a> {
@@ -330,11 +337,21 @@ impl<'a> FactBatch<'a> {
             .get(&key)
             .is_none_or(|(current, _)| current.observed_at <= envelope.observed_at);
         if replace {
-            self.facts.insert(key, (envelope, &event.fact));
+            if let Some(older) = self.facts.insert(key, (envelope, &event.fact)) {
+                self.superseded.push(older);
+            }
+        } else {
+            self.superseded.push((envelope, &event.fact));
         }
     }
 
-    async fn write(&self, tx: &mut Transaction<'_, Any>, rows: usize) -> Result<(), MergerError> {
+    /// Writes the batch's facts; returns the events not applied because a
+    /// newer one (in the batch or the store) holds the fact.
+    async fn write(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        rows: usize,
+    ) -> Result<Vec<(&'a Envelope, &'a Fact)>, MergerError> {
         let mut kinds = ByKind::default();
         for &(envelope, fact) in self.facts.values() {
             match fact {
@@ -348,14 +365,37 @@ impl<'a> FactBatch<'a> {
                 Fact::PurchasedService(f) => kinds.purchases.push((envelope, f)),
             }
         }
-        upsert_all(tx, rows, &UNITS, &kinds.units).await?;
-        upsert_all(tx, rows, &ROSTER_ENTRIES, &kinds.roster).await?;
-        upsert_all(tx, rows, &PAYMENTS, &kinds.payments).await?;
-        upsert_all(tx, rows, &CONTRIBUTIONS, &kinds.contributions).await?;
-        upsert_all(tx, rows, &PENSION_STARTS, &kinds.pensions).await?;
-        upsert_all(tx, rows, &ENFORCEMENT_CASES, &kinds.cases).await?;
-        upsert_all(tx, rows, &VETERAN_PLACEMENTS, &kinds.placements).await?;
-        upsert_all(tx, rows, &PURCHASED_SERVICES, &kinds.purchases).await
+        let mut written = HashSet::new();
+        upsert_all(tx, rows, &UNITS, &kinds.units, &mut written).await?;
+        upsert_all(tx, rows, &ROSTER_ENTRIES, &kinds.roster, &mut written).await?;
+        upsert_all(tx, rows, &PAYMENTS, &kinds.payments, &mut written).await?;
+        upsert_all(tx, rows, &CONTRIBUTIONS, &kinds.contributions, &mut written).await?;
+        upsert_all(tx, rows, &PENSION_STARTS, &kinds.pensions, &mut written).await?;
+        upsert_all(tx, rows, &ENFORCEMENT_CASES, &kinds.cases, &mut written).await?;
+        upsert_all(
+            tx,
+            rows,
+            &VETERAN_PLACEMENTS,
+            &kinds.placements,
+            &mut written,
+        )
+        .await?;
+        upsert_all(
+            tx,
+            rows,
+            &PURCHASED_SERVICES,
+            &kinds.purchases,
+            &mut written,
+        )
+        .await?;
+        let mut superseded = self.superseded.clone();
+        superseded.extend(
+            self.facts
+                .values()
+                .filter(|(envelope, _)| !written.contains(envelope.event_id.as_str()))
+                .copied(),
+        );
+        Ok(superseded)
     }
 }
 
@@ -605,12 +645,14 @@ const PURCHASED_SERVICES: FactTable<PurchasedService> = FactTable {
     },
 };
 
-/// Upserts facts of one kind, `rows` to a statement.
+/// Upserts facts of one kind, `rows` to a statement; adds the event ids
+/// actually written (not held back by a newer stored fact) to `written`.
 async fn upsert_all<T: Sync>(
     tx: &mut Transaction<'_, Any>,
     rows: usize,
     table: &FactTable<T>,
     facts: &[(&Envelope, &T)],
+    written: &mut HashSet<String>,
 ) -> Result<(), MergerError> {
     if facts.is_empty() {
         return Ok(());
@@ -618,17 +660,63 @@ async fn upsert_all<T: Sync>(
     let (insert, conflict) = (table.insert(), table.conflict());
     for chunk in facts.chunks(rows) {
         let marks = placeholders(chunk.len(), table.columns());
-        let sql = format!("{insert} VALUES {marks} {conflict}");
+        let sql = format!("{insert} VALUES {marks} {conflict} RETURNING event_id");
         let mut statement = sqlx::query(&sql);
         for &(envelope, fact) in chunk {
             statement = (table.bind)(statement, fact, envelope)?;
         }
-        statement
-            .execute(&mut **tx)
+        let returned = statement
+            .fetch_all(&mut **tx)
             .await
             .map_err(query(table.action))?;
+        for row in returned {
+            let id: String = sqlx::Row::try_get(&row, 0).map_err(query(table.action))?;
+            written.insert(id);
+        }
     }
     Ok(())
+}
+
+/// Keeps events that lost to a newer fact as history.
+async fn record_superseded(
+    tx: &mut Transaction<'_, Any>,
+    superseded: &[(&Envelope, &Fact)],
+) -> Result<(), MergerError> {
+    for (envelope, fact) in superseded {
+        let (table, content) = fact_content(fact);
+        sqlx::query(
+            "INSERT INTO superseded_facts (event_id, fact_table, operation, content, \
+               source_system, source_location, source_position, observed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&envelope.event_id)
+        .bind(table)
+        .bind(format!("{:?}", envelope.operation))
+        .bind(content)
+        .bind(&envelope.source_system)
+        .bind(&envelope.source_ref.location)
+        .bind(&envelope.source_ref.position)
+        .bind(envelope.observed_at.timestamp_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(query("keep a superseded fact"))?;
+    }
+    Ok(())
+}
+
+/// The fact's table and its content as JSON.
+fn fact_content(fact: &Fact) -> (&'static str, String) {
+    let (table, content) = match fact {
+        Fact::UnitQuota(f) => ("units", serde_json::to_string(f)),
+        Fact::RosterEntry(f) => ("roster_entries", serde_json::to_string(f)),
+        Fact::PayrollPayment(f) => ("payroll_payments", serde_json::to_string(f)),
+        Fact::Contribution(f) => ("contributions", serde_json::to_string(f)),
+        Fact::PensionStart(f) => ("pension_starts", serde_json::to_string(f)),
+        Fact::EnforcementCase(f) => ("enforcement_cases", serde_json::to_string(f)),
+        Fact::VeteranPlacement(f) => ("veteran_placements", serde_json::to_string(f)),
+        Fact::PurchasedService(f) => ("purchased_services", serde_json::to_string(f)),
+    };
+    (table, content.unwrap_or_default())
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;

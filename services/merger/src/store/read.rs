@@ -467,6 +467,23 @@ impl Store {
         Ok(())
     }
 
+    /// Events kept as superseded history (older than the fact they would
+    /// have replaced): event id, table, content (JSON), file or table, and
+    /// when read. Newest first.
+    pub async fn superseded_facts(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String, String, i64)>, MergerError> {
+        sqlx::query_as(
+            "SELECT event_id, fact_table, content, source_location, observed_at \
+             FROM superseded_facts ORDER BY observed_at DESC, event_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read superseded facts"))
+    }
+
     /// Facts that hold (not deleted) in each fact table.
     pub async fn live_fact_counts(&self) -> Result<BTreeMap<String, i64>, MergerError> {
         let mut counts = BTreeMap::new();
