@@ -974,6 +974,66 @@ mod tests {
         assert!(matches!(error, AvroError::NotSingleObject { length: 5 }));
     }
 
+    /// A roster event written by a newer connector whose post-category
+    /// enum has a symbol this reader lacks.
+    fn datum_with_new_symbol() -> (Schema, Vec<u8>) {
+        let text = SCHEMA_FILES
+            .iter()
+            .find(|(kind, _, _)| *kind == EventKind::RosterEntry)
+            .map(|(_, _, text)| *text)
+            .unwrap();
+        let newer = text.replace(
+            r#""LAW_ENFORCEMENT_SUPPORT","#,
+            r#""LAW_ENFORCEMENT_SUPPORT", "SECURITY_SUPPORT","#,
+        );
+        assert_ne!(newer, text, "the symbol list was found");
+        let writer = Schema::parse_str(&newer).unwrap();
+        let event = roster_event();
+        let mut fields = vec![("envelope".to_string(), envelope_value(&event.envelope))];
+        let Fact::RosterEntry(entry) = &event.fact else {
+            panic!()
+        };
+        for (name, value) in roster_entry_fields(entry) {
+            let value = if name == "post_category" {
+                Value::Enum(3, "SECURITY_SUPPORT".into())
+            } else if name == "post_category_label" {
+                Value::String("安保辅助".into())
+            } else {
+                value
+            };
+            fields.push((name, value));
+        }
+        let datum = apache_avro::to_avro_datum(&writer, Value::Record(fields)).unwrap();
+        (writer, datum)
+    }
+
+    #[test]
+    fn an_enum_symbol_the_reader_lacks_becomes_its_default_with_the_label_kept() {
+        let (writer, datum) = datum_with_new_symbol();
+        let reader = &registry().latest(EventKind::RosterEntry).schema;
+        let value = from_avro_datum(&writer, &mut datum.as_slice(), Some(reader)).unwrap();
+        let entry = roster_entry_from(&Record::new(value).unwrap()).unwrap();
+        assert_eq!(entry.post_category, PostCategory::Unknown);
+        assert_eq!(entry.post_category_label, "安保辅助");
+    }
+
+    #[test]
+    fn an_enum_symbol_the_reader_lacks_without_a_default_is_an_error() {
+        let (writer, datum) = datum_with_new_symbol();
+        let text = SCHEMA_FILES
+            .iter()
+            .find(|(kind, _, _)| *kind == EventKind::RosterEntry)
+            .map(|(_, _, text)| *text)
+            .unwrap();
+        // A reader whose enum has no default cannot place the symbol: the
+        // merger turns such an event into a dead letter with the reason.
+        let strict = text.replacen(r#""default": "UNKNOWN","#, "", 1);
+        assert_ne!(strict, text, "the enum default was found");
+        let strict = Schema::parse_str(&strict).unwrap();
+        let decoded = from_avro_datum(&writer, &mut datum.as_slice(), Some(&strict));
+        assert!(decoded.is_err());
+    }
+
     #[test]
     fn every_department_fact_round_trips() {
         let id = CitizenId::parse("33068119860303567X").unwrap();
