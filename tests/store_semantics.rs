@@ -36,6 +36,7 @@ fn roster_event(contract_end: &str, observed_offset_seconds: i64) -> Event {
             status: StaffStatus::Active,
             status_label: "在职".into(),
             left_on: None,
+            post_name: None,
         }),
     }
 }

@@ -43,6 +43,8 @@ impl Publisher {
         })?;
         settings.ensure_topics().await?;
         let producer = settings.producer()?;
+        // Readers of an older release learn this release's schemas there.
+        settings.publish_schemas(&producer).await?;
         let dead_letters = DeadLetterSink::new(settings, producer.clone());
         Ok(Self {
             producer,

@@ -257,6 +257,7 @@ mod tests {
             status: StaffStatus::Active,
             status_label: "在职".into(),
             left_on: None,
+            post_name: None,
         })
     }
 

@@ -138,6 +138,13 @@ async fn run_inner(
     let dead_letters = DeadLetterSink::new(&config.kafka, config.kafka.producer()?);
     info!(topics = ?topics, "Merger started.");
 
+    // Writer schemas of newer releases (published by their connectors).
+    match config.kafka.learn_schemas().await {
+        Ok(0) => {}
+        Ok(learned) => info!(learned, "Writer schemas of newer releases learned."),
+        Err(error) => warn!(%error, "Schemas topic not read; unknown schemas will be retried."),
+    }
+    let mut last_learned: Option<Instant> = None;
     tokio::pin!(shutdown);
     let mut broker_trouble = false;
     loop {
@@ -160,11 +167,15 @@ async fn run_inner(
             info!("Broker reachable again; consuming.");
         }
 
+        learn_unknown_schema(&config, &first, &mut last_learned).await;
         let mut batch = vec![decode(&first)];
         let deadline = Instant::now() + config.batch_wait;
         while batch.len() < config.batch_size {
             match timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(decode(&message)),
+                Ok(Ok(message)) => {
+                    learn_unknown_schema(&config, &message, &mut last_learned).await;
+                    batch.push(decode(&message))
+                }
                 Ok(Err(error)) => {
                     debug!(%error, "Receive failed while filling a batch.");
                     break;
@@ -289,6 +300,29 @@ fn is_dead_letter_topic(topic: &str) -> bool {
 
 /// Decodes one message. An undecodable message becomes a dead letter with
 /// its position and reason; it never stalls the partition.
+/// Before decoding an event whose writer schema this release does not
+/// know, reads the schemas topic again (at most every ten seconds): a
+/// newer connector may have published it since. What still does not
+/// decode becomes a dead letter naming the fingerprint.
+async fn learn_unknown_schema(
+    config: &MergerConfig,
+    message: &BorrowedMessage<'_>,
+    last_learned: &mut Option<Instant>,
+) {
+    let Some(payload) = message.payload() else {
+        return;
+    };
+    let unknown = SchemaRegistry::get().is_ok_and(|registry| !registry.knows(payload));
+    let due = last_learned.is_none_or(|at| at.elapsed() > Duration::from_secs(10));
+    if unknown && due && !is_dead_letter_topic(message.topic()) {
+        *last_learned = Some(Instant::now());
+        match config.kafka.learn_schemas().await {
+            Ok(learned) => info!(learned, "Schemas topic read for an unknown writer schema."),
+            Err(error) => warn!(%error, "Schemas topic could not be read."),
+        }
+    }
+}
+
 fn decode(message: &BorrowedMessage<'_>) -> Delivered {
     let topic = message.topic().to_string();
     let partition = message.partition();

@@ -38,6 +38,11 @@ pub(crate) const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
         include_str!("../../../schemas/roster_entry.v1.avsc"),
     ),
     (
+        EventKind::RosterEntry,
+        2,
+        include_str!("../../../schemas/roster_entry.v2.avsc"),
+    ),
+    (
         EventKind::PayrollPayment,
         1,
         include_str!("../../../schemas/payroll_payment.v1.avsc"),
@@ -136,6 +141,7 @@ struct KnownSchema {
     version: u32,
     schema: Schema,
     fingerprint: [u8; 8],
+    text: &'static str,
 }
 
 /// All known schemas, by fingerprint and by kind.
@@ -143,6 +149,10 @@ pub struct SchemaRegistry {
     schemas: Vec<KnownSchema>,
     by_fingerprint: HashMap<[u8; 8], usize>,
     latest: HashMap<EventKind, usize>,
+    /// Writer schemas of newer releases, learned at run time from the
+    /// schemas topic: this release reads their events, resolved to its own
+    /// newest version.
+    learned: std::sync::RwLock<HashMap<[u8; 8], (EventKind, Schema)>>,
 }
 
 impl SchemaRegistry {
@@ -160,11 +170,12 @@ impl SchemaRegistry {
         })
     }
 
-    fn build(files: &[(EventKind, u32, &str)]) -> Result<Self, AvroError> {
+    fn build(files: &[(EventKind, u32, &'static str)]) -> Result<Self, AvroError> {
         let mut registry = Self {
             schemas: Vec::new(),
             by_fingerprint: HashMap::new(),
             latest: HashMap::new(),
+            learned: std::sync::RwLock::new(HashMap::new()),
         };
         for &(kind, version, text) in files {
             let schema = Schema::parse_str(text).map_err(|source| AvroError::Schema {
@@ -187,9 +198,68 @@ impl SchemaRegistry {
                 version,
                 schema,
                 fingerprint,
+                text,
             });
         }
         Ok(registry)
+    }
+
+    /// The writer schemas this release uses, as (fingerprint in hex,
+    /// schema text), for the schemas topic: a reader of an older release
+    /// learns them from there. The full text, not the canonical form: the
+    /// canonical form drops logical types, which the reader needs.
+    pub fn writer_schemas(&self) -> Vec<(String, String)> {
+        let mut kinds: Vec<&usize> = self.latest.values().collect();
+        kinds.sort();
+        kinds
+            .into_iter()
+            .map(|&i| {
+                let known = &self.schemas[i];
+                (hex::encode(known.fingerprint), known.text.to_string())
+            })
+            .collect()
+    }
+
+    /// Whether the writer schema named in a message's header is known
+    /// (compiled in or learned).
+    pub fn knows(&self, message: &[u8]) -> bool {
+        if message.len() < 10 || message[..2] != MARKER {
+            return true; // Not ours to learn: decoding will say why.
+        }
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&message[2..10]);
+        self.by_fingerprint.contains_key(&fingerprint)
+            || self
+                .learned
+                .read()
+                .map(|learned| learned.contains_key(&fingerprint))
+                .unwrap_or(false)
+    }
+
+    /// Learns a writer schema (from the schemas topic). Its kind is the one
+    /// whose newest known schema has the same record name. Returns whether
+    /// it was new.
+    pub fn learn(&self, text: &str) -> Result<bool, AvroError> {
+        let schema = Schema::parse_str(text).map_err(|source| AvroError::Schema {
+            file: "a schema from the schemas topic".into(),
+            source: Box::new(source),
+        })?;
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&schema.fingerprint::<Rabin>().bytes);
+        if self.by_fingerprint.contains_key(&fingerprint) {
+            return Ok(false);
+        }
+        let name = schema_name(&schema);
+        let kind = self
+            .latest
+            .iter()
+            .find(|&(_, &i)| schema_name(&self.schemas[i].schema) == name)
+            .map(|(kind, _)| *kind)
+            .ok_or_else(|| AvroError::Registry {
+                reason: format!("a learned schema names {name}, which no event kind has"),
+            })?;
+        let mut learned = self.learned.write().unwrap_or_else(|e| e.into_inner());
+        Ok(learned.insert(fingerprint, (kind, schema)).is_none())
     }
 
     fn latest(&self, kind: EventKind) -> &KnownSchema {
@@ -225,23 +295,29 @@ impl SchemaRegistry {
         }
         let mut fingerprint = [0u8; 8];
         fingerprint.copy_from_slice(&message[2..10]);
-        let writer = self
-            .by_fingerprint
-            .get(&fingerprint)
-            .map(|&i| &self.schemas[i])
-            .ok_or_else(|| AvroError::UnknownSchema {
-                fingerprint: hex::encode(fingerprint),
-            })?;
-        let reader = self.latest(writer.kind);
+        let learned;
+        let (kind, writer) = match self.by_fingerprint.get(&fingerprint) {
+            Some(&i) => (self.schemas[i].kind, &self.schemas[i].schema),
+            None => {
+                let map = self.learned.read().unwrap_or_else(|e| e.into_inner());
+                learned =
+                    map.get(&fingerprint)
+                        .cloned()
+                        .ok_or_else(|| AvroError::UnknownSchema {
+                            fingerprint: hex::encode(fingerprint),
+                        })?;
+                (learned.0, &learned.1)
+            }
+        };
+        let reader = self.latest(kind);
         let mut body = &message[10..];
-        let value =
-            from_avro_datum(&writer.schema, &mut body, Some(&reader.schema)).map_err(|source| {
-                AvroError::Datum {
-                    action: "decoded",
-                    source: Box::new(source),
-                }
-            })?;
-        Ok((writer.kind, value))
+        let value = from_avro_datum(writer, &mut body, Some(&reader.schema)).map_err(|source| {
+            AvroError::Datum {
+                action: "decoded",
+                source: Box::new(source),
+            }
+        })?;
+        Ok((kind, value))
     }
 
     /// Encodes an event with the newest schema of its kind.
@@ -478,6 +554,13 @@ fn roster_entry_fields(entry: &RosterEntry) -> Vec<(String, Value)> {
             Value::String(entry.status_label.clone()),
         ),
         ("left_on".into(), optional_date(entry.left_on)),
+        (
+            "post_name".into(),
+            match &entry.post_name {
+                Some(name) => Value::Union(1, Box::new(Value::String(name.clone()))),
+                None => Value::Union(0, Box::new(Value::Null)),
+            },
+        ),
     ]
 }
 
@@ -517,6 +600,8 @@ fn roster_entry_from(record: &Record) -> Result<RosterEntry, AvroError> {
         status,
         status_label: record.string("status_label")?,
         left_on: record.optional_date("left_on")?,
+        // v2; a reader resolving to v1 (an older release) has no such field.
+        post_name: record.optional_string("post_name")?,
     })
 }
 
@@ -703,6 +788,13 @@ fn purchased_service_from(record: &Record) -> Result<PurchasedService, AvroError
     })
 }
 
+fn schema_name(schema: &Schema) -> String {
+    match schema {
+        Schema::Record(record) => record.name.fullname(None),
+        _ => String::new(),
+    }
+}
+
 fn enum_value(symbols: &[&str], index: usize) -> Value {
     Value::Enum(index as u32, symbols[index].to_string())
 }
@@ -774,6 +866,18 @@ impl Record {
             Value::Union(_, inner) => inner,
             other => other,
         })
+    }
+
+    /// A nullable string that older schema versions may not have at all.
+    fn optional_string(&self, field: &'static str) -> Result<Option<String>, AvroError> {
+        if !self.0.iter().any(|(name, _)| name == field) {
+            return Ok(None);
+        }
+        match self.get(field)? {
+            Value::Null => Ok(None),
+            Value::String(text) => Ok(Some(text.clone())),
+            other => Err(Self::wrong(field, "a string or null", other)),
+        }
     }
 
     fn wrong(field: &'static str, expected: &str, found: &Value) -> AvroError {
@@ -925,6 +1029,7 @@ mod tests {
                 status: StaffStatus::Active,
                 status_label: "在职".into(),
                 left_on: None,
+                post_name: None,
             }),
         }
     }
@@ -974,14 +1079,82 @@ mod tests {
         assert!(matches!(error, AvroError::NotSingleObject { length: 5 }));
     }
 
+    fn latest_roster_text() -> &'static str {
+        SCHEMA_FILES
+            .iter()
+            .filter(|(kind, _, _)| *kind == EventKind::RosterEntry)
+            .max_by_key(|(_, version, _)| *version)
+            .map(|(_, _, text)| *text)
+            .unwrap()
+    }
+
+    /// The registry of an older release: only the first version of each
+    /// schema.
+    fn old_registry() -> SchemaRegistry {
+        let v1: Vec<_> = SCHEMA_FILES
+            .iter()
+            .copied()
+            .filter(|(_, v, _)| *v == 1)
+            .collect();
+        SchemaRegistry::build(&v1).unwrap()
+    }
+
+    #[test]
+    fn an_old_reader_learns_the_new_roster_schema_and_reads_new_events() {
+        let mut event = roster_event();
+        if let Fact::RosterEntry(entry) = &mut event.fact {
+            entry.post_name = Some("窗口服务".into());
+        }
+        let message = registry().encode_event(&event).unwrap();
+        let old = old_registry();
+        let unknown = old.decode_event(&message).unwrap_err();
+        assert!(
+            matches!(unknown, AvroError::UnknownSchema { .. }),
+            "{unknown}"
+        );
+        // What the schemas topic carries for it.
+        let (_, text) = registry()
+            .writer_schemas()
+            .into_iter()
+            .find(|(fingerprint, _)| *fingerprint == hex::encode(&message[2..10]))
+            .unwrap();
+        assert!(old.learn(&text).unwrap());
+        let read = old.decode_event(&message).unwrap();
+        // The old release sees everything it knows; the new field is
+        // simply not part of its version.
+        let Fact::RosterEntry(entry) = read.fact else {
+            panic!()
+        };
+        assert_eq!(entry.post_name, None);
+        assert_eq!(entry.citizen_id.as_str(), "330106198703154214");
+        assert!(!old.learn(&text).unwrap(), "learning twice changes nothing");
+    }
+
+    #[test]
+    fn a_new_reader_reads_events_of_the_old_roster_schema() {
+        let event = roster_event();
+        let old = old_registry();
+        // Written as the old release did: v1 has no post_name.
+        let mut fields = vec![("envelope".to_string(), envelope_value(&event.envelope))];
+        let Fact::RosterEntry(entry) = &event.fact else {
+            panic!()
+        };
+        fields.extend(
+            roster_entry_fields(entry)
+                .into_iter()
+                .filter(|(n, _)| n != "post_name"),
+        );
+        let message = old
+            .encode_value(EventKind::RosterEntry, Value::Record(fields))
+            .unwrap();
+        assert_eq!(registry().decode_event(&message).unwrap(), event);
+        assert_eq!(registry().writer_version(EventKind::RosterEntry), 2);
+    }
+
     /// A roster event written by a newer connector whose post-category
     /// enum has a symbol this reader lacks.
     fn datum_with_new_symbol() -> (Schema, Vec<u8>) {
-        let text = SCHEMA_FILES
-            .iter()
-            .find(|(kind, _, _)| *kind == EventKind::RosterEntry)
-            .map(|(_, _, text)| *text)
-            .unwrap();
+        let text = latest_roster_text();
         let newer = text.replace(
             r#""LAW_ENFORCEMENT_SUPPORT","#,
             r#""LAW_ENFORCEMENT_SUPPORT", "SECURITY_SUPPORT","#,
@@ -1020,11 +1193,7 @@ mod tests {
     #[test]
     fn an_enum_symbol_the_reader_lacks_without_a_default_is_an_error() {
         let (writer, datum) = datum_with_new_symbol();
-        let text = SCHEMA_FILES
-            .iter()
-            .find(|(kind, _, _)| *kind == EventKind::RosterEntry)
-            .map(|(_, _, text)| *text)
-            .unwrap();
+        let text = latest_roster_text();
         // A reader whose enum has no default cannot place the symbol: the
         // merger turns such an event into a dead letter with the reason.
         let strict = text.replacen(r#""default": "UNKNOWN","#, "", 1);

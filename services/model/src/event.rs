@@ -219,6 +219,8 @@ pub struct RosterEntry {
     pub status_label: String,
     /// 减少日期.
     pub left_on: Option<NaiveDate>,
+    /// 岗位名称, when the export has it (schema v2).
+    pub post_name: Option<String>,
 }
 
 /// One month's pay of one person by one unit.

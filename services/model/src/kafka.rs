@@ -15,6 +15,49 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::info;
 
 use crate::avro::SchemaRegistry;
+
+/// The topic writer schemas are published to, before the prefix.
+pub const SCHEMAS_TOPIC: &str = "schemas";
+
+/// Every value on the schemas topic, up to its end now.
+fn read_schema_texts(config: ClientConfig, topic: &str) -> Result<Vec<String>, KafkaError> {
+    use rdkafka::Message;
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", "blockhub-schema-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    let mut ends = std::collections::BTreeMap::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        if high > low {
+            assignment.add_partition_offset(topic, partition.id(), rdkafka::Offset::Beginning)?;
+            ends.insert(partition.id(), high);
+        }
+    }
+    let mut texts = Vec::new();
+    if ends.is_empty() {
+        return Ok(texts);
+    }
+    consumer.assign(&assignment)?;
+    while !ends.is_empty() {
+        let Some(message) = consumer.poll(timeout) else {
+            break;
+        };
+        let message = message?;
+        let end = ends.get(&message.partition()).copied().unwrap_or(0);
+        if message.offset() + 1 >= end {
+            ends.remove(&message.partition());
+        }
+        if let Some(text) = message.payload().and_then(|p| std::str::from_utf8(p).ok()) {
+            texts.push(text.to_string());
+        }
+    }
+    Ok(texts)
+}
 use crate::event::{DeadLetter, EventKind};
 
 /// Why talking to Kafka failed.
@@ -204,6 +247,64 @@ impl KafkaSettings {
             .map(|kind| self.topic(*kind))
             .collect();
         self.ensure_named_topics(&names).await
+    }
+
+    /// Publishes the writer schemas of this release to the schemas topic,
+    /// keyed by fingerprint, so that readers of an older release can read
+    /// events written with them.
+    pub async fn publish_schemas(&self, producer: &FutureProducer) -> Result<(), BrokerError> {
+        let topic = self.named_topic(SCHEMAS_TOPIC);
+        self.ensure_named_topics(std::slice::from_ref(&topic))
+            .await?;
+        let registry = SchemaRegistry::get().map_err(|source| BrokerError::Encode {
+            topic: topic.clone(),
+            source,
+        })?;
+        for (fingerprint, text) in registry.writer_schemas() {
+            let record = FutureRecord::to(&topic).key(&fingerprint).payload(&text);
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map_err(|(source, _)| BrokerError::Delivery {
+                    topic: topic.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Reads the schemas topic and learns every writer schema this release
+    /// does not know; returns how many were new.
+    pub async fn learn_schemas(&self) -> Result<usize, BrokerError> {
+        let topic = self.named_topic(SCHEMAS_TOPIC);
+        let config = self.client_config();
+        let brokers = self.brokers.clone();
+        let read = tokio::task::spawn_blocking(move || read_schema_texts(config, &topic)).await;
+        let texts = match read {
+            Ok(Ok(texts)) => texts,
+            Ok(Err(source)) => return Err(BrokerError::Client { brokers, source }),
+            Err(_) => {
+                return Err(BrokerError::Client {
+                    brokers,
+                    source: KafkaError::Canceled,
+                });
+            }
+        };
+        let registry = SchemaRegistry::get().map_err(|source| BrokerError::Encode {
+            topic: self.named_topic(SCHEMAS_TOPIC),
+            source,
+        })?;
+        let mut learned = 0;
+        for text in texts {
+            match registry.learn(&text) {
+                Ok(true) => learned += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "A schema on the schemas topic was not usable.")
+                }
+            }
+        }
+        Ok(learned)
     }
 
     /// The name of a topic outside the event kinds (such as `alerts`),

@@ -500,6 +500,7 @@ const ROSTER_ENTRIES: FactTable<RosterEntry> = FactTable {
         "status",
         "status_label",
         "left_on",
+        "post_name",
     ],
     action: "store roster entries",
     bind: |statement, entry, envelope| {
@@ -517,7 +518,8 @@ const ROSTER_ENTRIES: FactTable<RosterEntry> = FactTable {
             .bind(i64::from(entry.contract_open_ended))
             .bind(entry.status.label())
             .bind(&entry.status_label)
-            .bind(date_text(entry.left_on));
+            .bind(date_text(entry.left_on))
+            .bind(&entry.post_name);
         Ok(bind_provenance(statement, envelope))
     },
 };

@@ -48,5 +48,6 @@ pub fn fields() -> Vec<FieldSpec> {
         ),
         FieldSpec::new("status", false, &["人员状态", "在职状态", "状态"]),
         FieldSpec::new("left_on", false, &["减少日期", "离职日期"]),
+        FieldSpec::new("post_name", false, &["岗位名称", "具体岗位"]),
     ]
 }

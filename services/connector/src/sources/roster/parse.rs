@@ -73,6 +73,7 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
             status,
             status_label: status_label.clone(),
             left_on: left_on.ok()?,
+            post_name: row.text("post_name"),
         }))
     })();
     row.finish(fact)
