@@ -21,7 +21,7 @@ use blockhub_merger::{MergerConfig, Store};
 use blockhub_model::{
     CitizenId, CreditCode, Envelope, Event, Fact, Month, Operation, PayrollPayment,
 };
-use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up};
+use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up_within};
 use clap::{Parser, ValueEnum};
 use rust_decimal::Decimal;
 
@@ -136,7 +136,10 @@ async fn through_merger(
     let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
         let _ = stopped.await;
     }));
-    wait_caught_up(&config, &store).await;
+    // A generous limit that grows with N: the tests' two minutes are too
+    // short for a million payments.
+    let limit = std::time::Duration::from_secs(120 + rows / 500);
+    wait_caught_up_within(&config, &store, limit).await;
     let merged = started.elapsed();
     let peak = peak_rss_kib();
     let _ = stop.send(());

@@ -192,6 +192,12 @@ impl TestDatabase {
 
 /// Waits until the store has applied every message on the merger's topics.
 pub async fn wait_caught_up(config: &MergerConfig, store: &Store) {
+    wait_caught_up_within(config, store, Duration::from_secs(120)).await;
+}
+
+/// Waits, at most `limit`, until the store has applied every message on
+/// the merger's topics.
+pub async fn wait_caught_up_within(config: &MergerConfig, store: &Store, limit: Duration) {
     let started = Instant::now();
     loop {
         let lag = blockhub_merger::lag(config, store)
@@ -202,7 +208,7 @@ pub async fn wait_caught_up(config: &MergerConfig, store: &Store) {
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
+            started.elapsed() < limit,
             "merger did not catch up: {lag:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
