@@ -352,7 +352,8 @@ impl TablePoller {
                 }
                 Ok(_) => {}
                 Err(error) if !failing => {
-                    warn!(error = %blockhub_model::error_chain(&error), "Table poll failed; retrying.");
+                    let error = blockhub_model::error_chain(&error);
+                    warn!(%error, "Table poll failed; retrying.");
                     failing = true;
                 }
                 Err(_) => {}
