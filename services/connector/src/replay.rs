@@ -6,15 +6,11 @@
 //! the same answer on every machine and after any crash, since a message
 //! the broker confirmed is on it and one it did not confirm is not.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use blockhub_model::{BrokerError, Event, EventKind, KafkaSettings, SchemaRegistry};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use blockhub_model::{
+    BrokerError, Event, EventKind, KafkaSettings, SchemaRegistry, read_topic_to_end,
+};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::warn;
 
 /// What a replay read, besides the events folded into the caller's state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,75 +52,21 @@ fn read_topic<S>(
     mut state: S,
     fold: fn(&mut S, Event),
 ) -> Result<(S, ReplayStats), KafkaError> {
-    let timeout = Duration::from_secs(10);
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "blockhub-connector-replay")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-        if high > low {
-            assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
-            ends.insert(partition.id(), high);
-        }
-    }
-    let mut stats = ReplayStats {
-        complete: true,
-        ..ReplayStats::default()
-    };
-    if ends.is_empty() {
-        return Ok((state, stats));
-    }
-    consumer.assign(&assignment)?;
     let registry = SchemaRegistry::get().ok();
-    // A broker that goes away part-way (a restart) is waited for, with one
-    // log line, up to the deadline; then the read is reported incomplete.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut waiting = false;
-    while !ends.is_empty() {
-        let message = match consumer.poll(timeout) {
-            Some(Ok(message)) => message,
-            Some(Err(error)) if std::time::Instant::now() < deadline => {
-                if !std::mem::replace(&mut waiting, true) {
-                    warn!(%topic, %error, "Broker unavailable while reading; waiting for it.");
+    let mut stats = ReplayStats::default();
+    stats.complete =
+        read_topic_to_end(
+            config,
+            topic,
+            "blockhub-connector-replay",
+            |payload| match registry.map(|r| r.decode_event(payload)) {
+                Some(Ok(event)) => {
+                    stats.events += 1;
+                    fold(&mut state, event);
                 }
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
-            Some(Err(error)) => return Err(error),
-            None => {
-                warn!(%topic, "Topic stopped answering before its end was read.");
-                stats.complete = false;
-                break;
-            }
-        };
-        if std::mem::take(&mut waiting) {
-            info!(%topic, "Broker reachable again; reading on.");
-        }
-        let end = ends.get(&message.partition()).copied().unwrap_or(0);
-        if message.offset() >= end {
-            // Published after the replay started: not part of this read.
-            ends.remove(&message.partition());
-            continue;
-        }
-        if message.offset() + 1 >= end {
-            ends.remove(&message.partition());
-        }
-        let Some(payload) = message.payload() else {
-            continue; // A tombstone carries no fact.
-        };
-        match registry.map(|r| r.decode_event(payload)) {
-            Some(Ok(event)) => {
-                stats.events += 1;
-                fold(&mut state, event);
-            }
-            _ => stats.undecodable += 1,
-        }
-    }
+                _ => stats.undecodable += 1,
+            },
+        )?;
     if stats.undecodable > 0 {
         warn!(
             %topic,

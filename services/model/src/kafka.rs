@@ -19,13 +19,24 @@ use crate::avro::SchemaRegistry;
 /// The topic writer schemas are published to, before the prefix.
 pub const SCHEMAS_TOPIC: &str = "schemas";
 
-/// Every value on the schemas topic, up to its end now.
-fn read_schema_texts(config: ClientConfig, topic: &str) -> Result<Vec<String>, KafkaError> {
+/// Reads every message of `topic` from its beginning up to the end each
+/// partition has when the read starts, in order within each partition,
+/// handing each payload to `on_payload` (tombstones are skipped). The
+/// consumer joins no group: `group` only names it to the broker. A broker
+/// that goes away part-way (a restart) is waited for, with one log line,
+/// up to a minute. Returns whether every partition was read to its end;
+/// false when the topic stopped answering part-way.
+pub fn read_topic_to_end(
+    config: ClientConfig,
+    topic: &str,
+    group: &str,
+    mut on_payload: impl FnMut(&[u8]),
+) -> Result<bool, KafkaError> {
     use rdkafka::Message;
     let timeout = Duration::from_secs(10);
     let consumer: BaseConsumer = config
         .clone()
-        .set("group.id", "blockhub-schema-reader")
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
@@ -38,24 +49,55 @@ fn read_schema_texts(config: ClientConfig, topic: &str) -> Result<Vec<String>, K
             ends.insert(partition.id(), high);
         }
     }
-    let mut texts = Vec::new();
     if ends.is_empty() {
-        return Ok(texts);
+        return Ok(true);
     }
     consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut waiting = false;
     while !ends.is_empty() {
-        let Some(message) = consumer.poll(timeout) else {
-            break;
+        let message = match consumer.poll(timeout) {
+            Some(Ok(message)) => message,
+            Some(Err(error)) if std::time::Instant::now() < deadline => {
+                if !std::mem::replace(&mut waiting, true) {
+                    tracing::warn!(%topic, %error, "Broker unavailable while reading; waiting.");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Some(Err(error)) => return Err(error),
+            None => {
+                tracing::warn!(%topic, "Topic stopped answering before its end was read.");
+                return Ok(false);
+            }
         };
-        let message = message?;
+        if std::mem::take(&mut waiting) {
+            info!(%topic, "Broker reachable again; reading on.");
+        }
         let end = ends.get(&message.partition()).copied().unwrap_or(0);
+        if message.offset() >= end {
+            // Published after the read started: not part of this read.
+            ends.remove(&message.partition());
+            continue;
+        }
         if message.offset() + 1 >= end {
             ends.remove(&message.partition());
         }
-        if let Some(text) = message.payload().and_then(|p| std::str::from_utf8(p).ok()) {
-            texts.push(text.to_string());
+        if let Some(payload) = message.payload() {
+            on_payload(payload);
         }
     }
+    Ok(true)
+}
+
+/// Every value on the schemas topic, up to its end now.
+fn read_schema_texts(config: ClientConfig, topic: &str) -> Result<Vec<String>, KafkaError> {
+    let mut texts = Vec::new();
+    read_topic_to_end(config, topic, "blockhub-schema-reader", |payload| {
+        if let Ok(text) = std::str::from_utf8(payload) {
+            texts.push(text.to_string());
+        }
+    })?;
     Ok(texts)
 }
 use crate::event::{DeadLetter, EventKind};

@@ -29,7 +29,7 @@ pub use event::{
     SourceRefKind, StaffStatus, UnitQuota, VeteranPlacement,
 };
 
-pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings};
+pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings, read_topic_to_end};
 pub use key::PersonKeyer;
 pub use money::{MoneyError, amount_from_number, parse_amount};
 pub use month::{Month, MonthError};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use blockhub_merger::Store;
 use blockhub_merger::store::StoredAlert;
-use blockhub_model::{BrokerError, KafkaSettings, error_chain};
+use blockhub_model::{BrokerError, KafkaSettings, error_chain, read_topic_to_end};
 use chrono::Local;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -139,49 +139,11 @@ fn read_alert_topic(
     config: rdkafka::ClientConfig,
     topic: &str,
 ) -> Result<std::collections::BTreeMap<String, StoredAlert>, rdkafka::error::KafkaError> {
-    use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-
-    let timeout = Duration::from_secs(10);
-    let consumer: BaseConsumer = config
-        .clone()
-        .set("group.id", "blockhub-alert-restore")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    let mut ends = std::collections::BTreeMap::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-        if high > low {
-            assignment.add_partition_offset(topic, partition.id(), rdkafka::Offset::Beginning)?;
-            ends.insert(partition.id(), high);
-        }
-    }
     let mut latest = std::collections::BTreeMap::new();
-    if ends.is_empty() {
-        return Ok(latest);
-    }
-    consumer.assign(&assignment)?;
-    while !ends.is_empty() {
-        let Some(message) = consumer.poll(timeout) else {
-            warn!(%topic, "Alerts topic stopped answering; some alert states not restored.");
-            break;
-        };
-        let message = message?;
-        let end = ends.get(&message.partition()).copied().unwrap_or(0);
-        if message.offset() + 1 >= end {
-            ends.remove(&message.partition());
-        }
-        if message.offset() >= end {
-            continue;
-        }
-        let parsed = message
-            .payload()
-            .and_then(|payload| serde_json::from_slice::<PublishedAlert>(payload).ok());
-        let Some(alert) = parsed else {
-            warn!(%topic, offset = message.offset(), "An alerts message did not parse; skipped.");
-            continue;
+    let complete = read_topic_to_end(config, topic, "blockhub-alert-restore", |payload| {
+        let Ok(alert) = serde_json::from_slice::<PublishedAlert>(payload) else {
+            warn!(%topic, "An alerts message did not parse; skipped.");
+            return;
         };
         latest.insert(
             alert.alert_id.clone(),
@@ -200,6 +162,9 @@ fn read_alert_topic(
                 resolved_at: alert.resolved_at,
             },
         );
+    })?;
+    if !complete {
+        warn!(%topic, "Alerts topic stopped answering; some alert states not restored.");
     }
     Ok(latest)
 }
