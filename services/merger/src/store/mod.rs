@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
 use tracing::info;
 
 use crate::error::{MergerError, query};
@@ -64,6 +64,27 @@ impl Store {
                 source,
             })?
             .disable_statement_logging();
+        // One connection on its own first: a database that refuses or does
+        // not answer then says why at once, where a pool would only report,
+        // after its 30 s, that it timed out waiting for a connection.
+        let probe = tokio::time::timeout(Duration::from_secs(10), options.connect()).await;
+        let open_error = |source| MergerError::Open {
+            url: shown.clone(),
+            source,
+        };
+        match probe {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+            }
+            Ok(Err(source)) => return Err(open_error(source)),
+            Err(_) => {
+                let silent = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the database did not answer within 10 s",
+                );
+                return Err(open_error(sqlx::Error::Io(silent)));
+            }
+        }
         // SQLite allows one writer at a time; more connections only queue.
         let max = if backend == Backend::Sqlite { 4 } else { 16 };
         let pool = AnyPoolOptions::new()
