@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use blockhub::commands::gateway::GatewayFlags;
 use blockhub::commands::up::{UpArgs, run_until};
 use blockhub::config::DataDir;
 use blockhub::{BrokerArgs, ClientArgs, StoreArgs};
@@ -33,7 +34,13 @@ async fn up_runs_the_hub_from_a_data_directory() {
         listen: format!("127.0.0.1:{gateway_port}"),
         broker_port,
         tansu: None,
-        tokens_file: None,
+        gateway: GatewayFlags {
+            tokens_file: None,
+            gateway_policy: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        },
         rules_interval: 1,
         policy: None,
         broker: BrokerArgs {
@@ -107,6 +114,8 @@ async fn up_runs_the_hub_from_a_data_directory() {
             LookupRequest {
                 citizen_id: "330681198308206157".into(),
                 provenance: true,
+                purpose: "operations".into(),
+                case_number: String::new(),
             },
             Some(&token),
         )
@@ -167,6 +176,24 @@ async fn up_runs_the_hub_from_a_data_directory() {
 
     alerts_are_served_acknowledged_and_published(&gateway, &token, &hub_file.brokers).await;
 
+    // Every decision reaches the audit topic too, keyed by its place in
+    // the chain: here the acknowledgement, with who and what.
+    blockhub_tests::read_topic_until(
+        &hub_file.brokers,
+        "blockhub.audit",
+        Duration::from_secs(60),
+        |key, payload| {
+            let entry: serde_json::Value = serde_json::from_slice(payload).unwrap();
+            let seq = entry["seq"].as_i64().unwrap().to_string();
+            assert_eq!(key, Some(seq.as_bytes()));
+            assert_eq!(entry["hash"].as_str().unwrap().len(), 64);
+            entry["method"] == "Alerts.Acknowledge"
+                && entry["department"] == "operator"
+                && entry["decision"] == "allowed"
+                && entry["result_count"] == 1
+        },
+    );
+
     let _ = stop.send(());
     let code = tokio::time::timeout(Duration::from_secs(30), hub)
         .await
@@ -182,8 +209,6 @@ async fn up_runs_the_hub_from_a_data_directory() {
 async fn alerts_are_served_acknowledged_and_published(gateway: &str, token: &str, brokers: &str) {
     use blockhub_gateway::proto::alerts_client::AlertsClient;
     use blockhub_gateway::proto::{AcknowledgeRequest, ListAlertsRequest};
-    use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
 
     let channel = blockhub::commands::lookup::connect(gateway).await.unwrap();
     let mut alerts = AlertsClient::new(channel);
@@ -226,43 +251,19 @@ async fn alerts_are_served_acknowledged_and_published(gateway: &str, token: &str
     assert_eq!(acknowledged.state, "acknowledged");
     assert_eq!(acknowledged.acknowledged_by, "王科长");
 
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "hub-up-test-alerts")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    // Assigned, not subscribed: no group to join, read from the start.
-    let metadata = consumer
-        .fetch_metadata(Some("blockhub.alerts"), Duration::from_secs(10))
-        .unwrap();
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        assignment
-            .add_partition_offset(
-                "blockhub.alerts",
-                partition.id(),
-                rdkafka::Offset::Beginning,
-            )
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let started = std::time::Instant::now();
     let mut states = Vec::new();
-    while !states.contains(&"acknowledged".to_string()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "acknowledgement never published: {states:?}"
-        );
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
-            continue;
-        };
-        if message.key() != Some(target.as_bytes()) {
-            continue;
-        }
-        let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
-        states.push(value["state"].as_str().unwrap().to_string());
-    }
+    blockhub_tests::read_topic_until(
+        brokers,
+        "blockhub.alerts",
+        Duration::from_secs(60),
+        |key, payload| {
+            if key == Some(target.as_bytes()) {
+                let value: serde_json::Value = serde_json::from_slice(payload).unwrap();
+                states.push(value["state"].as_str().unwrap().to_string());
+            }
+            states.contains(&"acknowledged".to_string())
+        },
+    );
     // The loop publishes each alert's state as it finds it: a change made
     // between two rounds may supersede the open state before it went out.
     assert!(

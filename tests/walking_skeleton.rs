@@ -4,24 +4,33 @@
 
 use std::time::Duration;
 
+use blockhub_gateway::DEFAULT_POLICY;
 use blockhub_gateway::proto::LookupRequest;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
-use blockhub_gateway::{BoundGateway, TokenEntry, TokenRegistry, hash_token};
 use blockhub_merger::{MergerConfig, Store};
 use blockhub_model::{CitizenId, KafkaSettings};
 use blockhub_tests::{
-    Backend, TestBroker, TestDatabase, ingest_sample_county, sample, wait_caught_up,
+    Backend, TestBroker, TestDatabase, TestGateway, ingest_sample_county, sample, wait_caught_up,
 };
 use tokio::sync::oneshot;
 use tonic::Code;
-use tonic::transport::Channel;
 
 const COURT_TOKEN: &str = "court-test-token-5b1e";
+const STAFFING_TOKEN: &str = "staffing-test-token-77c2";
 
-fn authorised(id: &str, token: Option<&str>) -> tonic::Request<LookupRequest> {
+/// A court look-up for `case`, or a staffing-office one when `case` is
+/// empty, under the shipped policy's purposes.
+fn authorised(id: &str, token: Option<&str>, case: &str) -> tonic::Request<LookupRequest> {
+    let purpose = if case.is_empty() {
+        "staff-management"
+    } else {
+        "enforcement"
+    };
     let mut request = tonic::Request::new(LookupRequest {
         citizen_id: id.to_string(),
         provenance: false,
+        purpose: purpose.into(),
+        case_number: case.into(),
     });
     if let Some(token) = token {
         let value = format!("Bearer {token}").parse().unwrap();
@@ -43,18 +52,12 @@ async fn sample_county_end_to_end(backend: Backend) {
         let _ = merger_stopped.await;
     }));
 
-    let tokens = TokenRegistry::from_entries(vec![TokenEntry {
-        department: "court".into(),
-        sha256: hash_token(COURT_TOKEN),
-    }]);
-    let gateway = BoundGateway::bind("127.0.0.1:0", store.clone(), tokens)
-        .await
-        .unwrap();
-    let address = gateway.address();
-    let (stop_gateway, gateway_stopped) = oneshot::channel::<()>();
-    let gateway = tokio::spawn(gateway.serve(async {
-        let _ = gateway_stopped.await;
-    }));
+    let gateway = TestGateway::start(
+        &store,
+        &[("court", COURT_TOKEN), ("staffing", STAFFING_TOKEN)],
+        DEFAULT_POLICY,
+    )
+    .await;
 
     // Ingest, and check what the connector reports.
     let reports = ingest_sample_county(&settings).await;
@@ -134,19 +137,15 @@ async fn sample_county_end_to_end(backend: Backend) {
     );
 
     // The court's look-ups give exactly the employer and latest net pay.
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = PersonLookupClient::new(channel);
+    let mut client = PersonLookupClient::new(gateway.channel().await);
     let truth = std::fs::read_to_string(sample("truth/court_lookups.jsonl")).unwrap();
     let mut checked = 0;
     for line in truth.lines() {
         let expected: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = expected["id"].as_str().unwrap();
+        let case = expected["case"].as_str().unwrap();
         let reply = client
-            .lookup(authorised(id, Some(COURT_TOKEN)))
+            .lookup(authorised(id, Some(COURT_TOKEN), case))
             .await
             .unwrap()
             .into_inner();
@@ -168,7 +167,9 @@ async fn sample_county_end_to_end(backend: Backend) {
         );
         let expected_net = format!("{:.2}", expected["latest_net_pay"].as_f64().unwrap());
         assert_eq!(payment.net, expected_net, "{id}");
-        assert!(!reply.citizen_id_masked.contains(&id[6..14]));
+        // The court's purpose grants employer and pay, nothing else.
+        assert_eq!((reply.citizen_id.as_str(), reply.name.as_str()), ("", ""));
+        assert!(reply.posts.is_empty());
         checked += 1;
     }
     assert_eq!(checked, 31);
@@ -183,7 +184,7 @@ async fn sample_county_end_to_end(backend: Backend) {
         let alert: serde_json::Value = serde_json::from_str(line).unwrap();
         let id = alert["id"].as_str().unwrap();
         let reply = client
-            .lookup(authorised(id, Some(COURT_TOKEN)))
+            .lookup(authorised(id, Some(STAFFING_TOKEN), ""))
             .await
             .unwrap()
             .into_inner();
@@ -194,15 +195,16 @@ async fn sample_county_end_to_end(backend: Backend) {
 
     // Callers without a known token are refused before anything is read.
     let id = "330681197307092819";
-    let missing = client.lookup(authorised(id, None)).await.unwrap_err();
+    let case = "（2026）浙0681执3385号";
+    let missing = client.lookup(authorised(id, None, case)).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
     let unknown = client
-        .lookup(authorised(id, Some("guess")))
+        .lookup(authorised(id, Some("guess"), case))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::Unauthenticated);
     let invalid = client
-        .lookup(authorised("330681197307092810", Some(COURT_TOKEN)))
+        .lookup(authorised("330681197307092810", Some(COURT_TOKEN), case))
         .await;
     assert_eq!(invalid.unwrap_err().code(), Code::InvalidArgument);
 
@@ -223,13 +225,8 @@ async fn sample_county_end_to_end(backend: Backend) {
     rebuild_ends_identical(&settings, &store, &config.group, backend).await;
 
     let _ = stop_merger.send(());
-    let _ = stop_gateway.send(());
+    gateway.stop().await;
     tokio::time::timeout(Duration::from_secs(30), merger)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(30), gateway)
         .await
         .unwrap()
         .unwrap()

@@ -294,3 +294,156 @@ pub async fn ingest_sample_county(
     }
     reports
 }
+
+/// The audit key the test gateways chain their logs with.
+pub const TEST_AUDIT_KEY: &[u8] = b"test-audit-key-not-for-production";
+
+/// A gateway over a store, with a policy file it re-reads, stopped when
+/// `stop` is called.
+pub struct TestGateway {
+    /// host:port.
+    pub address: std::net::SocketAddr,
+    /// The policy file (rewrite it to change the policy).
+    pub policy_file: PathBuf,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), blockhub_gateway::GatewayError>>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway whose callers are `tokens` (department, token)
+    /// under `policy` (TOML), over plain TCP.
+    pub async fn start(store: &Store, tokens: &[(&str, &str)], policy: &str) -> Self {
+        Self::start_with(store, tokens, policy, |_, options| options).await
+    }
+
+    /// As `start`, letting the caller adjust the options (TLS, pinned
+    /// certificates) given the gateway's temporary directory.
+    pub async fn start_with(
+        store: &Store,
+        tokens: &[(&str, &str)],
+        policy: &str,
+        adjust: impl FnOnce(
+            &std::path::Path,
+            blockhub_gateway::GatewayOptions,
+        ) -> blockhub_gateway::GatewayOptions,
+    ) -> Self {
+        use blockhub_gateway::{
+            BoundGateway, GatewayOptions, PolicyHandle, TokenEntry, TokenRegistry, hash_token,
+        };
+        let dir = TempDir::new().expect("gateway directory");
+        let policy_file = dir.path().join("policy.toml");
+        std::fs::write(&policy_file, policy).expect("write policy");
+        let registry = TokenRegistry::from_entries(
+            tokens
+                .iter()
+                .map(|(department, token)| TokenEntry {
+                    department: department.to_string(),
+                    sha256: hash_token(token),
+                })
+                .collect(),
+        );
+        let options = GatewayOptions {
+            tokens: registry,
+            policy: std::sync::Arc::new(PolicyHandle::from_file(&policy_file).expect("policy")),
+            audit_key: TEST_AUDIT_KEY.to_vec(),
+            tls: None,
+        };
+        let options = adjust(dir.path(), options);
+        let gateway = BoundGateway::bind("127.0.0.1:0", store.clone(), options)
+            .await
+            .expect("bind gateway");
+        let address = gateway.address();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(gateway.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            policy_file,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A plain-TCP channel to the gateway.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.address))
+            .expect("gateway URL")
+            .connect()
+            .await
+            .expect("connect to the gateway")
+    }
+
+    /// Stops the gateway and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("gateway stops")
+                .expect("gateway task")
+                .expect("gateway ran");
+        }
+    }
+}
+
+/// A request carrying a bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}").parse().expect("token header");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// Reads `topic` from its beginning (assigned, no group) and hands each
+/// message's key and payload to `done` until it returns true; fails after
+/// `limit`.
+pub fn read_topic_until(
+    brokers: &str,
+    topic: &str,
+    limit: Duration,
+    mut done: impl FnMut(Option<&[u8]>, &[u8]) -> bool,
+) {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("test consumer");
+    let started = Instant::now();
+    let metadata = loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("topic metadata");
+        if metadata.topics().iter().any(|t| !t.partitions().is_empty()) {
+            break metadata;
+        }
+        assert!(started.elapsed() < limit, "topic {topic} never appeared");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment
+            .add_partition_offset(topic, partition.id(), rdkafka::Offset::Beginning)
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+    loop {
+        assert!(
+            started.elapsed() < limit,
+            "{topic}: expected message never came"
+        );
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        if done(message.key(), message.payload().unwrap_or_default()) {
+            return;
+        }
+    }
+}

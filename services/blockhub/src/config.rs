@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use blockhub_gateway::{TokenEntry, TokensFile, hash_token};
+use blockhub_gateway::{CertificateEntry, TokenEntry, TokensFile, hash_token};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +131,35 @@ impl DataDir {
         Ok(secret.trim().as_bytes().to_vec())
     }
 
+    /// Creates the audit key (the HMAC-SM3 key of the audit chain) unless
+    /// BLOCKHUB_AUDIT_KEY or an existing file provides one.
+    pub fn ensure_audit_key(&self) -> Result<()> {
+        let path = self.path("audit.key");
+        if std::env::var_os("BLOCKHUB_AUDIT_KEY").is_none() && !path.exists() {
+            write_private(&path, &random_hex(32))?;
+            tracing::info!(file = %path.display(), "Audit key created.");
+        }
+        Ok(())
+    }
+
+    /// The audit key: from BLOCKHUB_AUDIT_KEY, else audit.key in the data
+    /// directory. Without the key the chain cannot be verified, so it is
+    /// never invented here.
+    pub fn audit_key(&self) -> Result<Vec<u8>> {
+        if let Ok(key) = std::env::var("BLOCKHUB_AUDIT_KEY") {
+            return Ok(key.into_bytes());
+        }
+        let path = self.path("audit.key");
+        let key = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no audit key: set BLOCKHUB_AUDIT_KEY to the deployment's key, or use the \
+                 --data-dir of the hub ({} is missing)",
+                path.display()
+            )
+        })?;
+        Ok(key.trim().as_bytes().to_vec())
+    }
+
     /// The local operator token, created (and its hash added to the tokens
     /// file) on first use.
     pub fn ensure_operator_token(&self, tokens_file: &Path) -> Result<PathBuf> {
@@ -153,8 +182,31 @@ impl DataDir {
 
 /// Appends a token's hash to the tokens file.
 pub fn add_token(tokens_file: &Path, department: &str, token: &str) -> Result<()> {
+    edit_tokens(tokens_file, department, |file| {
+        file.token.push(TokenEntry {
+            department: department.to_string(),
+            sha256: hash_token(token),
+        })
+    })
+}
+
+/// Pins a client certificate (its SHA-256 fingerprint) to a department.
+pub fn add_certificate(tokens_file: &Path, department: &str, fingerprint: &str) -> Result<()> {
+    edit_tokens(tokens_file, department, |file| {
+        file.certificate.push(CertificateEntry {
+            department: department.to_string(),
+            sha256: fingerprint.to_string(),
+        })
+    })
+}
+
+fn edit_tokens(
+    tokens_file: &Path,
+    department: &str,
+    edit: impl FnOnce(&mut TokensFile),
+) -> Result<()> {
     if department.trim().is_empty() {
-        bail!("a token needs a department name");
+        bail!("a token or certificate needs a department name");
     }
     let mut file: TokensFile = match fs::read_to_string(tokens_file) {
         Ok(text) => toml::from_str(&text)
@@ -164,13 +216,11 @@ pub fn add_token(tokens_file: &Path, department: &str, token: &str) -> Result<()
             return Err(error).with_context(|| format!("reading {}", tokens_file.display()));
         }
     };
-    file.token.push(TokenEntry {
-        department: department.to_string(),
-        sha256: hash_token(token),
-    });
+    edit(&mut file);
     let text = format!(
-        "# Tokens that may call the Blockhub gateway. Only SHA-256 hashes are kept;\n\
-         # issue new ones with `blockhub token issue DEPARTMENT`.\n\n{}",
+        "# Tokens and client certificates that may call the Blockhub gateway. Only\n\
+         # SHA-256 hashes are kept; add them with `blockhub token issue DEPARTMENT`\n\
+         # and `blockhub token pin-cert DEPARTMENT CERT.pem`.\n\n{}",
         toml::to_string(&file)?
     );
     write_private(tokens_file, &text)

@@ -137,6 +137,9 @@ pub enum Command {
     /// Manage gateway tokens.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// The gateway's audit log: verify its chain, show recent entries.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 }
 
 impl Command {

@@ -1,8 +1,11 @@
-//! Who is calling: bearer tokens mapped to departments.
+//! Who is calling: client certificates and bearer tokens mapped to
+//! departments.
 //!
-//! Tokens are configured in a TOML file that stores only their SHA-256
-//! hashes, so the file can be read by operators without handing out the
-//! tokens themselves. A call without a token, or with one no entry knows,
+//! Both are configured in a TOML file that stores only SHA-256 hashes
+//! (of a token, or of a certificate's DER bytes), so the file can be read
+//! by operators without handing out the credentials themselves. A call
+//! whose TLS client certificate is listed acts for that certificate's
+//! department; otherwise it must carry a known bearer token. Anything else
 //! is refused with UNAUTHENTICATED before any service code runs.
 
 use std::collections::HashMap;
@@ -20,6 +23,9 @@ use crate::error::GatewayError;
 pub struct Caller {
     /// The department, as named in the tokens file.
     pub department: String,
+    /// Who it is, for the audit log: `token:` and the first twelve hex
+    /// digits of the token's hash, or `cert:` and a certificate's subject.
+    pub principal: String,
 }
 
 /// One entry of the tokens file.
@@ -31,12 +37,29 @@ pub struct TokenEntry {
     pub sha256: String,
 }
 
-/// The tokens file: `[[token]]` entries.
+/// One pinned client certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateEntry {
+    /// The department this certificate acts for.
+    pub department: String,
+    /// Hex SHA-256 of the certificate's DER bytes.
+    pub sha256: String,
+}
+
+/// The tokens file: `[[token]]` and `[[certificate]]` entries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TokensFile {
-    /// The entries.
+    /// The tokens.
     #[serde(default)]
     pub token: Vec<TokenEntry>,
+    /// The client certificates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate: Vec<CertificateEntry>,
+}
+
+/// The hex SHA-256 of a certificate's DER bytes.
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
 }
 
 /// The hex SHA-256 of a token. Tokens are long random strings, so a plain
@@ -45,10 +68,11 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Known token hashes and their departments.
+/// Known token hashes, certificate fingerprints and their departments.
 #[derive(Debug, Clone, Default)]
 pub struct TokenRegistry {
     departments: HashMap<String, String>,
+    certificates: HashMap<String, String>,
 }
 
 impl TokenRegistry {
@@ -61,7 +85,13 @@ impl TokenRegistry {
         })?;
         let parsed: TokensFile =
             toml::from_str(&text).map_err(|source| GatewayError::TokensParse { file, source })?;
-        Ok(Self::from_entries(parsed.token))
+        let mut registry = Self::from_entries(parsed.token);
+        registry.certificates = parsed
+            .certificate
+            .into_iter()
+            .map(|entry| (entry.sha256.to_ascii_lowercase(), entry.department))
+            .collect();
+        Ok(registry)
     }
 
     /// A registry of the given entries.
@@ -70,24 +100,39 @@ impl TokenRegistry {
             .into_iter()
             .map(|entry| (entry.sha256.to_ascii_lowercase(), entry.department))
             .collect();
-        Self { departments }
+        Self {
+            departments,
+            certificates: HashMap::new(),
+        }
     }
 
-    /// How many tokens are known.
+    /// How many tokens and certificates are known.
     pub fn len(&self) -> usize {
-        self.departments.len()
+        self.departments.len() + self.certificates.len()
     }
 
-    /// Whether no token is known (every call will be refused).
+    /// Whether nothing is known (every call will be refused).
     pub fn is_empty(&self) -> bool {
-        self.departments.is_empty()
+        self.len() == 0
+    }
+
+    /// The caller a client certificate (DER) belongs to.
+    pub fn certificate_caller(&self, der: &[u8]) -> Option<Caller> {
+        let print = fingerprint(der);
+        let department = self.certificates.get(&print)?;
+        Some(Caller {
+            department: department.clone(),
+            principal: format!("cert:{}", &print[..12]),
+        })
     }
 
     /// The caller a token belongs to.
     pub fn caller(&self, token: &str) -> Option<Caller> {
-        let department = self.departments.get(&hash_token(token))?;
+        let hash = hash_token(token);
+        let department = self.departments.get(&hash)?;
         Some(Caller {
             department: department.clone(),
+            principal: format!("token:{}", &hash[..12]),
         })
     }
 }
@@ -98,6 +143,15 @@ pub fn authenticate(
     registry: Arc<TokenRegistry>,
 ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut request: Request<()>| {
+        let certified = request.peer_certs().and_then(|certs| {
+            certs
+                .first()
+                .and_then(|leaf| registry.certificate_caller(leaf.as_ref()))
+        });
+        if let Some(caller) = certified {
+            request.extensions_mut().insert(caller);
+            return Ok(request);
+        }
         let header = request
             .metadata()
             .get("authorization")
@@ -162,6 +216,7 @@ mod tests {
                 department: "court".into(),
                 sha256: hash_token("abc"),
             }],
+            certificate: vec![],
         })
         .unwrap();
         assert!(!text.contains("\"abc\""));

@@ -1,6 +1,7 @@
 //! Errors of the gateway, and their one conversion into gRPC statuses.
 
 use blockhub_merger::MergerError;
+use blockhub_model::BrokerError;
 use tonic::Status;
 
 /// Why the gateway could not start or answer.
@@ -24,6 +25,35 @@ pub enum GatewayError {
         #[source]
         source: toml::de::Error,
     },
+    /// The policy file could not be read.
+    #[error("policy file {file} could not be read")]
+    PolicyRead {
+        /// The file.
+        file: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policy file is not valid.
+    #[error("policy file {file}, line {line}: {reason}")]
+    PolicyInvalid {
+        /// The file.
+        file: String,
+        /// The line (0 when the parser could not tell).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A TLS certificate or key could not be read or used.
+    #[error("TLS {what} {file} could not be used: {reason}")]
+    Tls {
+        /// Certificate, key or client CA.
+        what: &'static str,
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
     /// The listen address could not be bound.
     #[error("gateway could not listen on {address}")]
     Bind {
@@ -39,6 +69,9 @@ pub enum GatewayError {
     /// The reflection service could not be built from the descriptors.
     #[error("reflection service could not be built")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// Kafka refused or went away.
+    #[error(transparent)]
+    Broker(BrokerError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] MergerError),

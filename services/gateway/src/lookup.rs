@@ -1,26 +1,99 @@
-//! The PersonLookup service: a person's roster entries and latest pay.
+//! The PersonLookup service: a person's roster entries, employer and
+//! latest pay, each field as the caller's policy grants it.
+
+use std::pin::Pin;
 
 use blockhub_merger::Store;
 use blockhub_merger::store::{StoredPayment, StoredRosterEntry};
 use blockhub_model::CitizenId;
 use chrono::NaiveDate;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::auth::Caller;
+use crate::access::{Access, Admitted};
 use crate::error::GatewayError;
+use crate::policy::{Field, Grant};
 use crate::proto::person_lookup_server::PersonLookup;
-use crate::proto::{LookupReply, LookupRequest, Payment, Provenance, RosterPost};
+use crate::proto::{
+    BatchLookupRequest, BatchLookupResult, Employer, LookupReply, LookupRequest, Payment,
+    Provenance, RosterPost,
+};
+
+/// At most this many IDs in one BatchLookup.
+pub const MAX_BATCH: usize = 10_000;
+/// IDs answered, and recorded in the audit log, per step of a batch.
+const BATCH_STEP: usize = 100;
 
 /// Answers look-ups from the store.
+#[derive(Clone)]
 pub struct LookupService {
     store: Store,
+    access: Access,
 }
 
 impl LookupService {
-    /// A service reading `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A service reading `store`, gated by `access`.
+    pub fn new(store: Store, access: Access) -> Self {
+        Self { store, access }
+    }
+
+    /// One person as `grant` may see them, or `None` when nothing in the
+    /// caller's scope names them (the same answer as an unknown ID, so
+    /// that a scoped caller cannot tell the two apart).
+    async fn person(
+        &self,
+        id: &CitizenId,
+        grant: &Grant,
+        with_provenance: bool,
+    ) -> Result<Option<LookupReply>, GatewayError> {
+        let mut entries = self.store.roster_entries_of(id).await?;
+        entries.retain(|entry| grant.sees_unit(&entry.unit_code));
+        // Scope applies to the payment's unit too. TODO(scope): a scoped
+        // caller whose unit did not pay last gets no payment rather than
+        // its own unit's latest; a store query by unit would resolve it.
+        let latest = self
+            .store
+            .latest_payment_of(id)
+            .await?
+            .filter(|payment| grant.sees_unit(&payment.unit_code));
+        if entries.is_empty() && latest.is_none() {
+            return Ok(None);
+        }
+        let fields = &grant.fields;
+        let provenance = with_provenance && fields.has(Field::Provenance);
+        // The roster's spelling of the name, else the payroll's.
+        let name = entries
+            .first()
+            .map(|entry| entry.name.clone())
+            .or_else(|| latest.as_ref().map(|payment| payment.name.clone()))
+            .unwrap_or_default();
+        let employer = entries
+            .iter()
+            .find(|entry| entry.status == "在职")
+            .filter(|_| fields.has(Field::Employer))
+            .map(|entry| Employer {
+                unit_code: entry.unit_code.clone(),
+                unit_name: entry.unit_name.clone(),
+            });
+        let posts = if fields.has(Field::Posts) {
+            entries
+                .into_iter()
+                .map(|entry| post(entry, provenance))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Some(LookupReply {
+            citizen_id: grant.show_id(id.as_str()),
+            name: grant.show_name(&name),
+            posts,
+            latest_payment: latest
+                .filter(|_| fields.has(Field::LatestPayment))
+                .map(|stored| payment(stored, provenance)),
+            employer,
+        }))
     }
 }
 
@@ -76,55 +149,141 @@ fn payment(stored: StoredPayment, with_provenance: bool) -> Payment {
     }
 }
 
+type ResultStream = Pin<Box<dyn Stream<Item = Result<BatchLookupResult, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl PersonLookup for LookupService {
     async fn lookup(
         &self,
         request: Request<LookupRequest>,
     ) -> Result<Response<LookupReply>, Status> {
-        let department = request
-            .extensions()
-            .get::<Caller>()
-            .map(|caller| caller.department.clone())
-            .ok_or_else(|| Status::unauthenticated("no caller"))?;
-        let with_provenance = request.get_ref().provenance;
-        let id = CitizenId::parse(&request.get_ref().citizen_id).map_err(|error| {
-            info!(%department, reason = error.code(), "Look-up refused: invalid ID.");
-            Status::invalid_argument(error.to_string())
-        })?;
+        let body = request.get_ref();
+        let admitted = self
+            .access
+            .admit(
+                &request,
+                "PersonLookup.Lookup",
+                &body.purpose,
+                &body.case_number,
+            )
+            .await?;
+        let department = &admitted.grant.department;
+        let id = match CitizenId::parse(&body.citizen_id) {
+            Ok(id) => id,
+            Err(error) => {
+                info!(%department, reason = error.code(), "Look-up refused: invalid ID.");
+                self.access.record(&admitted, 0).await?;
+                return Err(Status::invalid_argument(error.to_string()));
+            }
+        };
+        let reply = self
+            .person(&id, &admitted.grant, body.provenance)
+            .await
+            .map_err(Status::from)?;
+        self.access
+            .record(&admitted, usize::from(reply.is_some()))
+            .await?;
+        info!(%department, person = %id, found = reply.is_some(), "Look-up answered.");
+        reply
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found("no record in your scope names that ID"))
+    }
 
-        let entries = self
-            .store
-            .roster_entries_of(&id)
-            .await
-            .map_err(GatewayError::from)?;
-        let latest = self
-            .store
-            .latest_payment_of(&id)
-            .await
-            .map_err(GatewayError::from)?;
-        let (posts, paid) = (entries.len(), latest.is_some());
-        info!(%department, person = %id, posts, paid, "Look-up answered.");
-        if entries.is_empty() && latest.is_none() {
-            return Err(Status::not_found(
-                "no roster entry or payment names that ID",
-            ));
+    type BatchLookupStream = ResultStream;
+
+    async fn batch_lookup(
+        &self,
+        request: Request<BatchLookupRequest>,
+    ) -> Result<Response<Self::BatchLookupStream>, Status> {
+        let body = request.get_ref();
+        let admitted = self
+            .access
+            .admit(
+                &request,
+                "PersonLookup.BatchLookup",
+                &body.purpose,
+                &body.case_number,
+            )
+            .await?;
+        let body = request.into_inner();
+        if body.citizen_ids.len() > MAX_BATCH {
+            self.access.record(&admitted, 0).await?;
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_BATCH} IDs per call; split the list"
+            )));
         }
+        let (sender, receiver) = tokio::sync::mpsc::channel(BATCH_STEP);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let outcome = service
+                .stream_batch(&admitted, body.citizen_ids, body.provenance, &sender)
+                .await;
+            if let Err(status) = outcome {
+                let _ = sender.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+}
 
-        // The roster's spelling of the name, else the payroll's.
-        let name = entries
-            .first()
-            .map(|entry| entry.name.clone())
-            .or_else(|| latest.as_ref().map(|payment| payment.name.clone()))
-            .unwrap_or_default();
-        Ok(Response::new(LookupReply {
-            citizen_id_masked: id.masked(),
-            name,
-            posts: entries
-                .into_iter()
-                .map(|entry| post(entry, with_provenance))
-                .collect(),
-            latest_payment: latest.map(|stored| payment(stored, with_provenance)),
-        }))
+impl LookupService {
+    /// Answers a batch a step at a time: each step's results are recorded
+    /// in the audit log before they are sent. Stops when the caller goes.
+    async fn stream_batch(
+        &self,
+        admitted: &Admitted,
+        ids: Vec<String>,
+        with_provenance: bool,
+        sender: &tokio::sync::mpsc::Sender<Result<BatchLookupResult, Status>>,
+    ) -> Result<(), Status> {
+        let mut found_total = 0;
+        for (step, chunk) in ids.chunks(BATCH_STEP).enumerate() {
+            let mut results = Vec::with_capacity(chunk.len());
+            for (offset, raw) in chunk.iter().enumerate() {
+                let index = (step * BATCH_STEP + offset) as u32;
+                let result = match CitizenId::parse(raw) {
+                    Err(error) => BatchLookupResult {
+                        index,
+                        outcome: "INVALID_ID".into(),
+                        reply: None,
+                        error: error.to_string(),
+                    },
+                    Ok(id) => {
+                        let reply = self
+                            .person(&id, &admitted.grant, with_provenance)
+                            .await
+                            .map_err(Status::from)?;
+                        BatchLookupResult {
+                            index,
+                            outcome: if reply.is_some() {
+                                "FOUND"
+                            } else {
+                                "NOT_FOUND"
+                            }
+                            .into(),
+                            reply,
+                            error: String::new(),
+                        }
+                    }
+                };
+                results.push(result);
+            }
+            let found = results.iter().filter(|r| r.reply.is_some()).count();
+            self.access.record(admitted, found).await?;
+            found_total += found;
+            for result in results {
+                if sender.send(Ok(result)).await.is_err() {
+                    info!(department = %admitted.grant.department, "Batch look-up cancelled.");
+                    return Ok(());
+                }
+            }
+        }
+        info!(
+            department = %admitted.grant.department,
+            asked = ids.len(),
+            found = found_total,
+            "Batch look-up answered."
+        );
+        Ok(())
     }
 }

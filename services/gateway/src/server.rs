@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use blockhub_merger::Store;
 use tokio::net::TcpListener;
@@ -10,6 +11,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::{Instrument, info, info_span};
 
+use crate::access::{Access, AuditWriter, PolicyHandle};
 use crate::auth::{TokenRegistry, authenticate};
 use crate::error::GatewayError;
 use crate::lookup::LookupService;
@@ -18,12 +20,29 @@ use crate::proto::alerts_server::AlertsServer;
 use crate::proto::person_lookup_server::PersonLookupServer;
 use crate::proto::staff_server::StaffServer;
 
+/// What the gateway needs besides its store: who may call, what they may
+/// see, and the key its audit chain is signed with.
+pub struct GatewayOptions {
+    /// Known tokens.
+    pub tokens: TokenRegistry,
+    /// The sharing policy (reloaded when its file changes).
+    pub policy: Arc<PolicyHandle>,
+    /// The audit chain's HMAC-SM3 key.
+    pub audit_key: Vec<u8>,
+    /// Server certificate and client CA for mutual TLS; plain TCP when
+    /// absent.
+    pub tls: Option<crate::tls::TlsFiles>,
+}
+
 /// A gateway bound to its port, ready to serve.
 pub struct BoundGateway {
     listener: TcpListener,
     address: SocketAddr,
     store: Store,
     tokens: Arc<TokenRegistry>,
+    policy: Arc<PolicyHandle>,
+    audit_key: Vec<u8>,
+    tls: Option<crate::tls::TlsFiles>,
 }
 
 impl BoundGateway {
@@ -31,7 +50,7 @@ impl BoundGateway {
     pub async fn bind(
         address: &str,
         store: Store,
-        tokens: TokenRegistry,
+        options: GatewayOptions,
     ) -> Result<Self, GatewayError> {
         let listener = TcpListener::bind(address)
             .await
@@ -47,7 +66,10 @@ impl BoundGateway {
             listener,
             address,
             store,
-            tokens: Arc::new(tokens),
+            tokens: Arc::new(options.tokens),
+            policy: options.policy,
+            audit_key: options.audit_key,
+            tls: options.tls,
         })
     }
 
@@ -60,6 +82,18 @@ impl BoundGateway {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), GatewayError> {
         let span = info_span!("gateway", address = %self.address);
         async move {
+            let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(
+                self.policy
+                    .clone()
+                    .watch(Duration::from_secs(1), async move {
+                        let _ = watch_stopped.await;
+                    }),
+            );
+            let access = Access::new(
+                self.policy.clone(),
+                AuditWriter::start(self.store.clone(), self.audit_key.clone()),
+            );
             let (reporter, health) = tonic_health::server::health_reporter();
             let reflection = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -67,10 +101,10 @@ impl BoundGateway {
                 .build_v1()
                 .map_err(GatewayError::Reflection)?;
             let lookup = PersonLookupServer::with_interceptor(
-                LookupService::new(self.store.clone()),
+                LookupService::new(self.store.clone(), access.clone()),
                 authenticate(self.tokens.clone()),
             );
-            let office = OfficeService::new(self.store.clone());
+            let office = OfficeService::new(self.store.clone(), access.clone());
             let alerts =
                 AlertsServer::with_interceptor(office.clone(), authenticate(self.tokens.clone()));
             let staff = StaffServer::with_interceptor(office, authenticate(self.tokens.clone()));
@@ -82,8 +116,20 @@ impl BoundGateway {
             if self.tokens.is_empty() {
                 tracing::warn!("No tokens configured: every call will be refused.");
             }
-            info!(tokens = self.tokens.len(), "Gateway serving.");
-            Server::builder()
+            let departments = self.policy.current().departments().count();
+            info!(
+                tokens = self.tokens.len(),
+                departments,
+                tls = self.tls.is_some(),
+                "Gateway serving."
+            );
+            let mut builder = Server::builder();
+            if let Some(tls) = &self.tls {
+                builder = builder
+                    .tls_config(tls.server_config()?)
+                    .map_err(GatewayError::Serve)?;
+            }
+            let served = builder
                 .add_service(health)
                 .add_service(reflection)
                 .add_service(lookup)
@@ -91,7 +137,9 @@ impl BoundGateway {
                 .add_service(staff)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
                 .await
-                .map_err(GatewayError::Serve)?;
+                .map_err(GatewayError::Serve);
+            let _ = stop_watch.send(());
+            served?;
             info!("Gateway stopped.");
             Ok(())
         }

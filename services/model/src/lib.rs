@@ -6,6 +6,7 @@
 //! the payroll connector and the court's look-up use.
 
 pub mod avro;
+pub mod case_number;
 pub mod citizen_id;
 pub mod compat;
 pub mod credit_code;
@@ -19,6 +20,7 @@ pub mod money;
 pub mod month;
 
 pub use avro::{AvroError, SchemaRegistry};
+pub use case_number::canonical_case_number;
 pub use citizen_id::{CitizenId, CitizenIdError, mask_id_text, mask_ids_in_text};
 pub use credit_code::{CreditCode, CreditCodeError};
 pub use date::{DateError, ExcelEpoch, from_excel_serial, parse_date};

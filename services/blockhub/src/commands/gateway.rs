@@ -1,15 +1,19 @@
-//! `blockhub gateway`: the gateway alone.
+//! `blockhub gateway`: the gateway alone; and the gateway settings `up`
+//! shares with it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use blockhub_gateway::{BoundGateway, TokenRegistry};
+use blockhub_gateway::{
+    BoundGateway, DEFAULT_POLICY, GatewayOptions, PolicyHandle, TlsFiles, TokenRegistry,
+};
 use blockhub_merger::Store;
 use clap::Args;
 
 use crate::StoreArgs;
-use crate::config::{DEFAULT_GATEWAY_LISTEN, DataDir};
+use crate::config::{DEFAULT_GATEWAY_LISTEN, DataDir, write_private};
 
 /// Flags of `gateway`.
 #[derive(Debug, Args)]
@@ -20,18 +24,87 @@ pub struct GatewayArgs {
     /// Address to listen on.
     #[arg(long, env = "BLOCKHUB_LISTEN", default_value = DEFAULT_GATEWAY_LISTEN)]
     pub listen: String,
-    /// The tokens file (hashes only). Default: tokens.toml in --data-dir.
+    /// Who may call and what they see.
+    #[command(flatten)]
+    pub gateway: GatewayFlags,
+}
+
+/// Credentials, policy and TLS of the gateway.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayFlags {
+    /// The tokens file (hashes of tokens and client certificates only).
+    /// Default: tokens.toml in --data-dir.
     #[arg(long, env = "BLOCKHUB_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+    /// The sharing policy (TOML): departments, methods, purposes, fields,
+    /// row scope, rate limits. Re-read when it changes. Default:
+    /// gateway-policy.toml in --data-dir, written with the shipped policy
+    /// on first start.
+    #[arg(long, env = "BLOCKHUB_GATEWAY_POLICY")]
+    pub gateway_policy: Option<PathBuf>,
+    /// The gateway's TLS certificate chain (PEM). With --tls-key, the
+    /// gateway speaks TLS only.
+    #[arg(long, env = "BLOCKHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The gateway's TLS private key (PEM).
+    #[arg(long, env = "BLOCKHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA that signs client certificates (PEM); a client certificate
+    /// pinned in the tokens file then identifies its department.
+    #[arg(long, env = "BLOCKHUB_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl GatewayFlags {
+    /// The tokens file in use.
+    pub fn tokens_path(&self, data: &DataDir) -> PathBuf {
+        self.tokens_file
+            .clone()
+            .unwrap_or_else(|| data.path("tokens.toml"))
+    }
+
+    /// Everything the gateway needs besides its store. Writes the shipped
+    /// policy and an audit key into the data directory when they are
+    /// missing there (never over a file named by a flag).
+    pub fn options(&self, data: &DataDir) -> Result<GatewayOptions> {
+        let tokens =
+            TokenRegistry::load(&self.tokens_path(data)).context("loading gateway tokens")?;
+        let policy_path = match &self.gateway_policy {
+            Some(path) => path.clone(),
+            None => {
+                let path = data.path("gateway-policy.toml");
+                if !path.exists() {
+                    write_private(&path, DEFAULT_POLICY)?;
+                    tracing::info!(file = %path.display(), "Gateway policy written.");
+                }
+                path
+            }
+        };
+        let policy = PolicyHandle::from_file(&policy_path).context("loading the gateway policy")?;
+        data.ensure_audit_key()?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            }),
+            _ => None,
+        };
+        Ok(GatewayOptions {
+            tokens,
+            policy: Arc::new(policy),
+            audit_key: data.audit_key()?,
+            tls,
+        })
+    }
 }
 
 /// Runs `gateway` until stopped.
 pub async fn run(data: &DataDir, args: GatewayArgs) -> Result<ExitCode> {
     let url = args.store.url(data);
-    let tokens_file = args.tokens_file.unwrap_or_else(|| data.path("tokens.toml"));
-    let tokens = TokenRegistry::load(&tokens_file).context("loading gateway tokens")?;
+    let options = args.gateway.options(data)?;
     let store = Store::open(&url).await.context("opening the store")?;
-    let gateway = BoundGateway::bind(&args.listen, store, tokens).await?;
+    let gateway = BoundGateway::bind(&args.listen, store, options).await?;
     gateway.serve(super::stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

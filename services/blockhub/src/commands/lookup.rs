@@ -26,6 +26,17 @@ pub struct LookupArgs {
     /// it, and when.
     #[arg(long)]
     pub provenance: bool,
+    /// Why you ask, as the gateway's policy names it (such as enforcement).
+    /// Default with the hub's operator token: operations.
+    #[arg(long, env = "BLOCKHUB_PURPOSE")]
+    pub purpose: Option<String>,
+    /// The court case the look-up serves, as （2025）浙0681执1234号.
+    #[arg(long = "case")]
+    pub case_number: Option<String>,
+    /// Who operates this client, recorded in the gateway's audit log.
+    /// Default: the login name.
+    #[arg(long, env = "BLOCKHUB_OPERATOR")]
+    pub operator: Option<String>,
     /// Gateway settings.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -56,17 +67,48 @@ pub fn authorised<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T
     Ok(request)
 }
 
+/// Names the person operating the client in the binary header the audit
+/// log reads, so that a name in Chinese arrives intact.
+pub fn with_operator<T>(mut request: tonic::Request<T>, operator: &str) -> tonic::Request<T> {
+    if !operator.is_empty() {
+        request.metadata_mut().insert_bin(
+            blockhub_gateway::access::OPERATOR_HEADER,
+            tonic::metadata::MetadataValue::from_bytes(operator.as_bytes()),
+        );
+    }
+    request
+}
+
+/// The operator's name: the flag, else the login name.
+pub fn operator_name(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
+}
+
 /// Runs `lookup`.
 pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
     let (gateway, token) = super::client_settings(data, &args.client)?;
     let channel = connect(&gateway).await?;
+    // The hub's own operator token acts for the operator department, whose
+    // purpose in the shipped policy is "operations".
+    let purpose = args.purpose.clone().unwrap_or_else(|| {
+        if args.client.token.is_none() {
+            "operations".into()
+        } else {
+            String::new()
+        }
+    });
     let request = authorised(
         LookupRequest {
             citizen_id: args.citizen_id.clone(),
             provenance: args.provenance,
+            purpose,
+            case_number: args.case_number.clone().unwrap_or_default(),
         },
         token.as_deref(),
     )?;
+    let request = with_operator(request, &operator_name(args.operator.as_deref()));
     let reply = match PersonLookupClient::new(channel).lookup(request).await {
         Ok(reply) => reply.into_inner(),
         Err(status) => {
@@ -78,6 +120,9 @@ pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
                         .into()
                 }
                 Code::Unauthenticated => "; pass --token or BLOCKHUB_TOKEN".into(),
+                Code::PermissionDenied => {
+                    "; the gateway's policy decides what each department may ask".into()
+                }
                 Code::Unavailable => "; the gateway or its store is unavailable, try again".into(),
                 _ => String::new(),
             };
@@ -121,12 +166,17 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
             })
         })
         .collect();
-    let employers: Vec<&str> = reply
+    let mut employers: Vec<&str> = reply
         .posts
         .iter()
         .filter(|post| post.status == "在职")
         .map(|post| post.unit_code.as_str())
         .collect();
+    if employers.is_empty()
+        && let Some(employer) = &reply.employer
+    {
+        employers.push(&employer.unit_code);
+    }
     let payment = reply.latest_payment.as_ref().map(|p| {
         json!({"month": p.month, "unit_code": p.unit_code,
                "unit_name": empty_to_null(&p.unit_name),
@@ -134,7 +184,7 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
                "provenance": p.provenance.as_ref().map(provenance_json)})
     });
     json!({
-        "id": reply.citizen_id_masked,
+        "id": empty_to_null(&reply.citizen_id),
         "name": empty_to_null(&reply.name),
         "employers": employers,
         "posts": posts,
@@ -163,9 +213,19 @@ fn empty_to_null(text: &str) -> serde_json::Value {
 }
 
 fn print_reply(reply: &LookupReply) {
-    println!("{} {}", reply.citizen_id_masked, reply.name);
-    if reply.posts.is_empty() {
-        println!("  no roster entry");
+    let shown = |text: &str| {
+        if text.is_empty() {
+            "(not shared)".to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    println!("{} {}", shown(&reply.citizen_id), shown(&reply.name));
+    if let Some(employer) = &reply.employer {
+        println!("  employer {} ({})", employer.unit_name, employer.unit_code);
+    }
+    if reply.posts.is_empty() && reply.employer.is_none() {
+        println!("  no roster entry shown");
     }
     let or_unknown = |text: &str| {
         if text.is_empty() {

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod alerts;
+pub mod audit;
 pub mod connect;
 pub mod dead_letters;
 pub mod gateway;
@@ -44,6 +45,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Staff(args) => staff::run(&data, args).await,
         Command::Rebuild(args) => rebuild::run(&data, args).await,
         Command::Token(command) => token::run(&data, command),
+        Command::Audit(command) => audit::run(&data, command).await,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use blockhub_gateway::{BoundGateway, TokenRegistry};
+use blockhub_gateway::BoundGateway;
 use blockhub_merger::store::redact;
 use blockhub_merger::{MergerConfig, Store};
 use clap::Args;
@@ -36,9 +36,9 @@ pub struct UpArgs {
     /// the cache, PATH; installed with cargo when none is found.
     #[arg(long)]
     pub tansu: Option<PathBuf>,
-    /// The tokens file. Default: tokens.toml in --data-dir.
-    #[arg(long, env = "BLOCKHUB_TOKENS_FILE")]
-    pub tokens_file: Option<PathBuf>,
+    /// Who may call the gateway and what they see.
+    #[command(flatten)]
+    pub gateway: super::gateway::GatewayFlags,
     /// Seconds between evaluations of the alerts (0: never; then only
     /// `blockhub alerts` evaluates them).
     #[arg(long, env = "BLOCKHUB_RULES_INTERVAL", default_value_t = 60)]
@@ -82,10 +82,7 @@ pub async fn run_until(
     unsafe {
         libc::umask(0o077);
     }
-    let tokens_file = args
-        .tokens_file
-        .clone()
-        .unwrap_or_else(|| data.path("tokens.toml"));
+    let tokens_file = args.gateway.tokens_path(data);
     let operator_token = data.ensure_operator_token(&tokens_file)?;
     data.ensure_key_secret()?;
 
@@ -98,16 +95,7 @@ pub async fn run_until(
         broker_args.brokers = Some(broker.address.clone());
     }
     let kafka = super::kafka_settings_fresh(&broker_args);
-    let result = serve(
-        data,
-        &args,
-        kafka,
-        stop,
-        &tokens_file,
-        &operator_token,
-        embedded.as_ref(),
-    )
-    .await;
+    let result = serve(data, &args, kafka, stop, &operator_token, embedded.as_ref()).await;
 
     data.remove_hub();
     if let Some(broker) = embedded {
@@ -121,7 +109,6 @@ async fn serve(
     args: &UpArgs,
     kafka: blockhub_model::KafkaSettings,
     stop: impl std::future::Future<Output = ()>,
-    tokens_file: &std::path::Path,
     operator_token: &std::path::Path,
     embedded: Option<&EmbeddedBroker>,
 ) -> Result<ExitCode> {
@@ -131,8 +118,9 @@ async fn serve(
         None => blockhub_rules::Policy::default(),
     };
     let store = Store::open(&url).await.context("opening the store")?;
-    let tokens = TokenRegistry::load(tokens_file).context("loading gateway tokens")?;
-    let gateway = BoundGateway::bind(&args.listen, store.clone(), tokens).await?;
+    let options = args.gateway.options(data)?;
+    let tls = options.tls.is_some();
+    let gateway = BoundGateway::bind(&args.listen, store.clone(), options).await?;
     let address = gateway.address();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -146,6 +134,12 @@ async fn serve(
         stopped(stop_rx.clone()),
     ));
     let mut gateway = tokio::spawn(gateway.serve(stopped(stop_rx.clone())));
+    let mut audit = tokio::spawn(blockhub_gateway::audit_topic::run(
+        store.clone(),
+        kafka.clone(),
+        std::time::Duration::from_secs(2),
+        stopped(stop_rx.clone()),
+    ));
     let mut rules = tokio::spawn({
         let (store, kafka) = (store.clone(), kafka.clone());
         let interval = args.rules_interval;
@@ -163,7 +157,7 @@ async fn serve(
     data.write_hub(&HubFile {
         brokers: kafka.brokers.clone(),
         topic_prefix: kafka.topic_prefix.clone(),
-        gateway: format!("http://{address}"),
+        gateway: format!("{}://{address}", if tls { "https" } else { "http" }),
         store: redact(&url),
         pid: std::process::id(),
     })?;
@@ -185,7 +179,8 @@ async fn serve(
         kafka.topic_prefix
     );
     println!(
-        "  gateway  http://{address} (operator token in {})",
+        "  gateway  {}://{address} (operator token in {})",
+        if tls { "https" } else { "http" },
         operator_token.display()
     );
     println!(
@@ -193,6 +188,12 @@ async fn serve(
         args.rules_interval,
         kafka.topic_prefix,
         blockhub_rules::ALERTS_TOPIC
+    );
+    println!(
+        "  audit    every gateway decision chained in the store (blockhub audit verify), \
+         copied to topic {}{}",
+        kafka.topic_prefix,
+        blockhub_gateway::audit_topic::AUDIT_TOPIC
     );
     println!("  stop     Ctrl-C, or: kill -TERM {}", std::process::id());
     info!(%address, "Hub running.");
@@ -209,6 +210,11 @@ async fn serve(
             Ok(Err(error)) => Err(anyhow::Error::new(error).context("gateway failed")),
             Err(join) => Err(anyhow::anyhow!("gateway task ended: {join}")),
         },
+        result = &mut audit => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(anyhow::Error::new(error).context("audit publishing failed")),
+            Err(join) => Err(anyhow::anyhow!("audit task ended: {join}")),
+        },
         result = &mut rules => match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(anyhow::Error::new(error).context("rules loop failed")),
@@ -224,6 +230,9 @@ async fn serve(
     }
     if !rules.is_finished() {
         let _ = rules.await;
+    }
+    if !audit.is_finished() {
+        let _ = audit.await;
     }
     store.close().await;
     match outcome {

@@ -1,0 +1,376 @@
+//! The gateway's audit log, chained entry to entry.
+//!
+//! Each entry's hash is HMAC-SM3 under the deployment's audit key of the
+//! previous entry's hash and this entry's content. Editing an entry breaks
+//! its own hash, deleting one leaves a gap in the sequence, and an entry
+//! inserted (or renumbered) does not carry a hash only the key could make,
+//! so `verify_audit` names the first entry where the chain breaks.
+//! Appends take the chain's head and add to it in one transaction; two
+//! writers racing for one sequence number make one of them retry.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sm3::Sm3;
+use sqlx::FromRow;
+
+use super::Store;
+use crate::error::{MergerError, query};
+
+/// The previous hash of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An audit entry before it is chained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDraft {
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// Who called: a token's hash prefix or a certificate's subject.
+    pub principal: String,
+    /// The department.
+    pub department: String,
+    /// The method, as Service.Method.
+    pub method: String,
+    /// The purpose named (may be empty).
+    pub purpose: String,
+    /// The case number named (may be empty).
+    pub case_number: String,
+    /// The operator named in the request's metadata.
+    pub operator: String,
+    /// allowed or denied.
+    pub decision: String,
+    /// Why denied.
+    pub reason: String,
+    /// The fields returned and how.
+    pub fields: String,
+    /// How many records were returned.
+    pub result_count: i64,
+}
+
+/// A chained entry as kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When (ms since the epoch).
+    pub at: i64,
+    /// Who called.
+    pub principal: String,
+    /// The department.
+    pub department: String,
+    /// The method.
+    pub method: String,
+    /// The purpose.
+    pub purpose: String,
+    /// The case number.
+    pub case_number: String,
+    /// The operator.
+    pub operator: String,
+    /// allowed or denied.
+    pub decision: String,
+    /// Why denied.
+    pub reason: String,
+    /// The fields returned.
+    pub fields: String,
+    /// Records returned.
+    pub result_count: i64,
+    /// The previous entry's hash (hex).
+    pub prev_hash: String,
+    /// This entry's hash (hex).
+    pub hash: String,
+}
+
+/// Where a chain broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditBreak {
+    /// The first entry that does not verify (its sequence number).
+    pub seq: i64,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+/// What verifying the chain found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Entries that verified before the first break (all of them when
+    /// there is none).
+    pub verified: i64,
+    /// The first break, if any.
+    pub broken: Option<AuditBreak>,
+}
+
+const COLUMNS: &str = "seq, at, principal, department, method, purpose, case_number, \
+    operator, decision, reason, fields, result_count, prev_hash, hash";
+
+/// The chain hash of an entry: HMAC-SM3 under `key` of the previous hash
+/// and every field, each length-prefixed so that no two different entries
+/// give the same input.
+pub fn chain_hash(key: &[u8], seq: i64, prev_hash: &str, draft: &AuditDraft) -> String {
+    // HMAC takes keys of any length; new_from_slice cannot fail for it.
+    let Ok(mut mac) = Hmac::<Sm3>::new_from_slice(key) else {
+        return String::new();
+    };
+    let seq = seq.to_string();
+    let at = draft.at.to_string();
+    let count = draft.result_count.to_string();
+    let parts = [
+        prev_hash,
+        &seq,
+        &at,
+        &draft.principal,
+        &draft.department,
+        &draft.method,
+        &draft.purpose,
+        &draft.case_number,
+        &draft.operator,
+        &draft.decision,
+        &draft.reason,
+        &draft.fields,
+        &count,
+    ];
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl AuditEntry {
+    /// The entry's content without its chain fields.
+    pub fn draft(&self) -> AuditDraft {
+        AuditDraft {
+            at: self.at,
+            principal: self.principal.clone(),
+            department: self.department.clone(),
+            method: self.method.clone(),
+            purpose: self.purpose.clone(),
+            case_number: self.case_number.clone(),
+            operator: self.operator.clone(),
+            decision: self.decision.clone(),
+            reason: self.reason.clone(),
+            fields: self.fields.clone(),
+            result_count: self.result_count,
+        }
+    }
+}
+
+impl Store {
+    /// Appends `drafts` to the chain in one transaction and returns their
+    /// sequence numbers. Nothing is appended when this fails.
+    pub async fn append_audit(
+        &self,
+        key: &[u8],
+        drafts: &[AuditDraft],
+    ) -> Result<Vec<i64>, MergerError> {
+        let mut attempt = 0;
+        loop {
+            match self.try_append_audit(key, drafts).await {
+                Err(MergerError::Query { source, .. }) if attempt < 5 && is_conflict(&source) => {
+                    // Another writer took the sequence numbers: chain on
+                    // top of its entries instead.
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_append_audit(
+        &self,
+        key: &[u8],
+        drafts: &[AuditDraft],
+    ) -> Result<Vec<i64>, MergerError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query("begin an audit append"))?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query("read the audit chain's head"))?;
+        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+        let mut sequence = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            seq += 1;
+            let hash = chain_hash(key, seq, &prev, draft);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, principal, department, method, purpose, \
+                 case_number, operator, decision, reason, fields, result_count, prev_hash, \
+                 hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(seq)
+            .bind(draft.at)
+            .bind(&draft.principal)
+            .bind(&draft.department)
+            .bind(&draft.method)
+            .bind(&draft.purpose)
+            .bind(&draft.case_number)
+            .bind(&draft.operator)
+            .bind(&draft.decision)
+            .bind(&draft.reason)
+            .bind(&draft.fields)
+            .bind(draft.result_count)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(query("append an audit entry"))?;
+            sequence.push(seq);
+            prev = hash;
+        }
+        tx.commit().await.map_err(query("commit audit entries"))?;
+        Ok(sequence)
+    }
+
+    /// Entries after `after` in chain order, at most `limit`.
+    pub async fn audit_entries(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, MergerError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+        sqlx::query_as(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("read audit entries"))
+    }
+
+    /// The newest `count` entries, oldest of them first.
+    pub async fn audit_tail(&self, count: i64) -> Result<Vec<AuditEntry>, MergerError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT $1");
+        let mut entries: Vec<AuditEntry> = sqlx::query_as(&sql)
+            .bind(count)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("read the newest audit entries"))?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// Entries not yet published to the audit topic, oldest first.
+    pub async fn unpublished_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, MergerError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM audit_log WHERE published = 0 ORDER BY seq LIMIT $1");
+        sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query("read unpublished audit entries"))
+    }
+
+    /// Records that entries up to and including `seq` were published.
+    pub async fn mark_audit_published(&self, up_to: i64) -> Result<(), MergerError> {
+        sqlx::query("UPDATE audit_log SET published = 1 WHERE published = 0 AND seq <= $1")
+            .bind(up_to)
+            .execute(&self.pool)
+            .await
+            .map_err(query("mark audit entries published"))?;
+        Ok(())
+    }
+
+    /// Walks the whole chain under `key` and reports the first entry that
+    /// does not verify.
+    pub async fn verify_audit(&self, key: &[u8]) -> Result<AuditReport, MergerError> {
+        let (mut expected_seq, mut prev) = (1_i64, GENESIS.to_string());
+        let mut verified = 0;
+        loop {
+            let page = self.audit_entries(expected_seq - 1, 1000).await?;
+            if page.is_empty() {
+                return Ok(AuditReport {
+                    verified,
+                    broken: None,
+                });
+            }
+            for entry in page {
+                if let Some(reason) = check(key, &entry, expected_seq, &prev) {
+                    return Ok(AuditReport {
+                        verified,
+                        broken: Some(AuditBreak {
+                            seq: entry.seq.min(expected_seq),
+                            reason,
+                        }),
+                    });
+                }
+                verified += 1;
+                expected_seq = entry.seq + 1;
+                prev = entry.hash;
+            }
+        }
+    }
+}
+
+/// Why `entry` does not follow the chain so far, if it does not.
+fn check(key: &[u8], entry: &AuditEntry, expected_seq: i64, prev: &str) -> Option<String> {
+    if entry.seq != expected_seq {
+        let missing = if entry.seq == expected_seq + 1 {
+            format!("entry {expected_seq} is missing")
+        } else {
+            format!("entries {expected_seq} to {} are missing", entry.seq - 1)
+        };
+        return Some(format!(
+            "{missing} (deleted): the chain jumps to entry {}",
+            entry.seq
+        ));
+    }
+    if entry.prev_hash != prev {
+        return Some(format!(
+            "entry {} does not follow entry {}: an entry was inserted or replaced here",
+            entry.seq,
+            entry.seq - 1
+        ));
+    }
+    if chain_hash(key, entry.seq, prev, &entry.draft()) != entry.hash {
+        return Some(format!(
+            "entry {} does not match its hash: it was altered, or inserted without the key",
+            entry.seq
+        ));
+    }
+    None
+}
+
+fn is_conflict(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db.message().contains("locked")
+                || db.message().contains("busy")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_depends_on_key_chain_and_every_field() {
+        let draft = AuditDraft {
+            department: "court".into(),
+            fields: "employer".into(),
+            result_count: 1,
+            ..AuditDraft::default()
+        };
+        let base = chain_hash(b"k", 1, GENESIS, &draft);
+        assert_eq!(base.len(), 64);
+        assert_ne!(base, chain_hash(b"other", 1, GENESIS, &draft));
+        assert_ne!(base, chain_hash(b"k", 2, GENESIS, &draft));
+        assert_ne!(base, chain_hash(b"k", 1, &base, &draft));
+        let mut changed = draft.clone();
+        changed.result_count = 2;
+        assert_ne!(base, chain_hash(b"k", 1, GENESIS, &changed));
+        // Moving text between fields changes the hash too.
+        let (mut a, mut b) = (draft.clone(), draft);
+        a.purpose = "ab".into();
+        b.purpose = "a".into();
+        b.case_number = "b".into();
+        assert_ne!(
+            chain_hash(b"k", 1, GENESIS, &a),
+            chain_hash(b"k", 1, GENESIS, &b)
+        );
+    }
+}

@@ -1,0 +1,853 @@
+//! The gateway's policy, audit chain and identities, against the sample
+//! county in a real store behind a real gateway: every department × method
+//! × purpose, the court's batch look-ups against truth/, a policy reloaded
+//! (and a broken one refused), rate limits, the audit chain tampered with
+//! directly in the database, an audit log that cannot be written, and
+//! mutual TLS.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use blockhub_gateway::proto::alerts_client::AlertsClient;
+use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
+use blockhub_gateway::proto::staff_client::StaffClient;
+use blockhub_gateway::proto::{
+    AcknowledgeRequest, BatchLookupRequest, CountByPostRequest, HistoryRequest, ListAlertsRequest,
+    ListStaffRequest, LookupReply, LookupRequest,
+};
+use blockhub_merger::{MergerConfig, Store};
+use blockhub_tests::{
+    Backend, TEST_AUDIT_KEY, TestBroker, TestDatabase, TestGateway, ingest_sample_county, sample,
+    wait_caught_up, with_token,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// Paid in 2026-11 at 11330681777412151D, active there.
+const PERSON: &str = "330681198308206157";
+/// Active at another unit, 113306810913909981.
+const OTHER_PERSON: &str = "330681197307092819";
+const PARTNER_UNIT: &str = "11330681777412151D";
+const CASE: &str = "（2024）浙0681执4278号";
+
+const MATRIX_POLICY: &str = r#"
+[fields]
+employer = "unconditional"
+provenance = "not_shared"
+
+[departments.court]
+methods = ["PersonLookup.Lookup", "PersonLookup.BatchLookup"]
+[departments.court.purposes.enforcement]
+fields = ["employer", "latest_payment"]
+require_case = true
+
+[departments.finance]
+methods = ["PersonLookup.Lookup", "PersonLookup.BatchLookup", "Staff.CountByPost"]
+fields = ["employer"]
+[departments.finance.purposes.payroll-reconciliation]
+fields = ["citizen_id:masked", "name", "employer", "posts", "latest_payment"]
+
+[departments.partner]
+methods = ["PersonLookup.Lookup", "Staff.List"]
+units = ["11330681777412151D"]
+[departments.partner.purposes.own-staff]
+fields = ["citizen_id", "name:masked", "posts"]
+
+[departments.staffing]
+methods = [
+    "PersonLookup.Lookup", "PersonLookup.BatchLookup", "Changes.Subscribe",
+    "Alerts.List", "Alerts.Acknowledge",
+    "Staff.List", "Staff.CountByPost", "Staff.History",
+]
+[departments.staffing.purposes.staff-management]
+fields = ["citizen_id", "name", "employer", "posts", "latest_payment", "evidence"]
+"#;
+
+const DEPARTMENTS: [&str; 5] = ["court", "finance", "partner", "staffing", "tax"];
+const PURPOSES: [&str; 6] = [
+    "",
+    "enforcement",
+    "payroll-reconciliation",
+    "own-staff",
+    "staff-management",
+    "curiosity",
+];
+const METHODS: [&str; 7] = [
+    "PersonLookup.Lookup",
+    "PersonLookup.BatchLookup",
+    "Alerts.List",
+    "Alerts.Acknowledge",
+    "Staff.List",
+    "Staff.CountByPost",
+    "Staff.History",
+];
+
+/// What the matrix expects, written out by hand from MATRIX_POLICY: the
+/// fields a person look-up returns, or "" for allowed calls that return
+/// no person. Every combination not listed must be denied.
+fn allowed() -> BTreeMap<(&'static str, &'static str, &'static str), &'static str> {
+    let mut allowed = BTreeMap::new();
+    for method in ["PersonLookup.Lookup", "PersonLookup.BatchLookup"] {
+        allowed.insert(("court", method, "enforcement"), "employer,latest_payment");
+        allowed.insert(("finance", method, ""), "employer");
+        allowed.insert(
+            ("finance", method, "payroll-reconciliation"),
+            "citizen_id:masked,name,employer,posts,latest_payment",
+        );
+        allowed.insert(
+            ("staffing", method, "staff-management"),
+            "citizen_id,name,employer,posts,latest_payment",
+        );
+    }
+    allowed.insert(("finance", "Staff.CountByPost", ""), "");
+    allowed.insert(
+        ("finance", "Staff.CountByPost", "payroll-reconciliation"),
+        "",
+    );
+    allowed.insert(
+        ("partner", "PersonLookup.Lookup", "own-staff"),
+        "citizen_id,name:masked,posts",
+    );
+    allowed.insert(
+        ("partner", "Staff.List", "own-staff"),
+        "citizen_id,name:masked",
+    );
+    for method in ["Alerts.List", "Alerts.Acknowledge", "Staff.CountByPost"] {
+        allowed.insert(("staffing", method, ""), "");
+    }
+    for method in [
+        "Alerts.List",
+        "Alerts.Acknowledge",
+        "Staff.CountByPost",
+        "Staff.History",
+    ] {
+        allowed.insert(("staffing", method, "staff-management"), "");
+    }
+    allowed.insert(
+        ("staffing", "Staff.List", "staff-management"),
+        "citizen_id,name",
+    );
+    allowed
+}
+
+fn token_of(department: &str) -> String {
+    format!("{department}-matrix-token")
+}
+
+/// The sample county, loaded through a real broker and merger.
+async fn loaded_store(backend: Backend) -> (TestBroker, TestDatabase, Store) {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let database = TestDatabase::create(backend).await;
+    let store = Store::open(&database.url).await.expect("open store");
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}merger", settings.topic_prefix);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = stopped.await;
+    }));
+    ingest_sample_county(&settings).await;
+    wait_caught_up(&config, &store).await;
+    let _ = stop.send(());
+    merger.await.unwrap().unwrap();
+    // Alerts for Alerts.List to show.
+    let facts = store.rule_facts().await.unwrap();
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    let records: Vec<_> =
+        blockhub_rules::evaluate(&facts, as_of, &blockhub_rules::Policy::default())
+            .iter()
+            .map(|alert| alert.record())
+            .collect();
+    store.sync_alerts(&records, 1).await.unwrap();
+    (broker, database, store)
+}
+
+fn request<T>(message: T, department: &str, purpose: &str) -> tonic::Request<T> {
+    let mut request = with_token(message, &token_of(department));
+    if !purpose.is_empty() {
+        request
+            .metadata_mut()
+            .insert("x-blockhub-purpose", purpose.parse().unwrap());
+    }
+    request
+}
+
+fn lookup_request(id: &str, purpose: &str) -> LookupRequest {
+    LookupRequest {
+        citizen_id: id.into(),
+        provenance: true,
+        purpose: purpose.into(),
+        case_number: CASE.into(),
+    }
+}
+
+/// The fields a reply carries, described as the policy names them; an ID
+/// or name is "masked" when it is shown but differs from the stored one.
+fn describe(reply: &LookupReply, full_id: &str, full_name: &str) -> String {
+    let mut fields = Vec::new();
+    let shown = |value: &str, full: &str, name: &str| match value {
+        "" => None,
+        v if v == full => Some(name.to_string()),
+        _ => Some(format!("{name}:masked")),
+    };
+    fields.extend(shown(&reply.citizen_id, full_id, "citizen_id"));
+    fields.extend(shown(&reply.name, full_name, "name"));
+    if reply.employer.is_some() {
+        fields.push("employer".into());
+    }
+    if !reply.posts.is_empty() {
+        fields.push("posts".into());
+    }
+    if reply.latest_payment.is_some() {
+        fields.push("latest_payment".into());
+    }
+    let provenance = reply.posts.iter().any(|p| p.provenance.is_some())
+        || reply
+            .latest_payment
+            .as_ref()
+            .is_some_and(|p| p.provenance.is_some());
+    assert!(!provenance, "provenance is not shared under this policy");
+    if let Some(masked) = reply.citizen_id.find('*') {
+        assert_eq!(
+            reply.citizen_id,
+            format!("{}********{}", &full_id[..6], &full_id[14..])
+        );
+        assert_eq!(masked, 6);
+    }
+    fields.join(",")
+}
+
+/// Calls `method` as `department` for `purpose`; Ok(fields seen) or the
+/// status code of the refusal.
+async fn call(
+    channel: &Channel,
+    department: &str,
+    method: &str,
+    purpose: &str,
+    person: (&str, &str),
+) -> Result<String, Code> {
+    let (id, name) = person;
+    let mut lookups = PersonLookupClient::new(channel.clone());
+    let mut staff = StaffClient::new(channel.clone());
+    let mut alerts = AlertsClient::new(channel.clone());
+    match method {
+        "PersonLookup.Lookup" => {
+            let mut message = lookup_request(id, purpose);
+            if department != "court" {
+                message.case_number.clear();
+            }
+            let reply = lookups
+                .lookup(request(message, department, ""))
+                .await
+                .map_err(|s| s.code())?;
+            Ok(describe(reply.get_ref(), id, name))
+        }
+        "PersonLookup.BatchLookup" => {
+            let message = BatchLookupRequest {
+                citizen_ids: vec![id.into()],
+                provenance: true,
+                purpose: purpose.into(),
+                case_number: if department == "court" {
+                    CASE.into()
+                } else {
+                    String::new()
+                },
+            };
+            let mut stream = lookups
+                .batch_lookup(request(message, department, ""))
+                .await
+                .map_err(|s| s.code())?
+                .into_inner();
+            let first = stream
+                .message()
+                .await
+                .map_err(|s| s.code())?
+                .expect("one result");
+            assert!(stream.message().await.unwrap().is_none());
+            assert_eq!(first.outcome, "FOUND");
+            Ok(describe(first.reply.as_ref().unwrap(), id, name))
+        }
+        "Alerts.List" => {
+            let message = ListAlertsRequest {
+                page_size: 50,
+                ..Default::default()
+            };
+            let reply = alerts
+                .list(request(message, department, purpose))
+                .await
+                .map_err(|s| s.code())?;
+            assert!(!reply.get_ref().alerts.is_empty());
+            Ok(String::new())
+        }
+        "Alerts.Acknowledge" => {
+            let message = AcknowledgeRequest {
+                alert_id: "no-such-alert".into(),
+                by: "tester".into(),
+                note: String::new(),
+            };
+            match alerts
+                .acknowledge(request(message, department, purpose))
+                .await
+            {
+                Err(status) if status.code() == Code::NotFound => Ok(String::new()),
+                Err(status) => Err(status.code()),
+                Ok(_) => panic!("acknowledged an alert that does not exist"),
+            }
+        }
+        "Staff.List" => {
+            let message = ListStaffRequest {
+                unit_code: PARTNER_UNIT.into(),
+                page_size: 1000,
+                ..Default::default()
+            };
+            let reply = staff
+                .list(request(message, department, purpose))
+                .await
+                .map_err(|s| s.code())?;
+            let member = reply
+                .get_ref()
+                .staff
+                .iter()
+                .find(|m| m.citizen_id == id || m.citizen_id.ends_with(&id[14..]))
+                .expect("the person in the unit's list");
+            let mut fields = Vec::new();
+            if !member.citizen_id.is_empty() {
+                fields.push(if member.citizen_id == id {
+                    "citizen_id"
+                } else {
+                    "citizen_id:masked"
+                });
+            }
+            if !member.name.is_empty() {
+                fields.push(if member.name == name {
+                    "name"
+                } else {
+                    "name:masked"
+                });
+            }
+            Ok(fields.join(","))
+        }
+        "Staff.CountByPost" => {
+            let reply = staff
+                .count_by_post(request(CountByPostRequest {}, department, purpose))
+                .await
+                .map_err(|s| s.code())?;
+            assert!(!reply.get_ref().counts.is_empty());
+            Ok(String::new())
+        }
+        "Staff.History" => {
+            let message = HistoryRequest {
+                citizen_id: id.into(),
+            };
+            let reply = staff
+                .history(request(message, department, purpose))
+                .await
+                .map_err(|s| s.code())?;
+            assert!(!reply.get_ref().items.is_empty());
+            Ok(String::new())
+        }
+        other => panic!("no call for {other}"),
+    }
+}
+
+async fn matrix(backend: Backend) {
+    let (_broker, database, store) = loaded_store(backend).await;
+    let tokens: Vec<(String, String)> = DEPARTMENTS
+        .iter()
+        .map(|d| (d.to_string(), token_of(d)))
+        .collect();
+    let token_refs: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|(d, t)| (d.as_str(), t.as_str()))
+        .collect();
+    let gateway = TestGateway::start(&store, &token_refs, MATRIX_POLICY).await;
+    let channel = gateway.channel().await;
+    let name = store
+        .roster_entries_of(&blockhub_model::CitizenId::parse(PERSON).unwrap())
+        .await
+        .unwrap()[0]
+        .name
+        .clone();
+
+    let allowed = allowed();
+    let (mut calls, mut denials) = (0, 0);
+    for department in DEPARTMENTS {
+        for method in METHODS {
+            for purpose in PURPOSES {
+                let outcome = call(&channel, department, method, purpose, (PERSON, &name)).await;
+                calls += 1;
+                match allowed.get(&(department, method, purpose)) {
+                    Some(fields) => assert_eq!(
+                        outcome.as_deref(),
+                        Ok(*fields),
+                        "{department} {method} {purpose:?}"
+                    ),
+                    None => {
+                        denials += 1;
+                        assert_eq!(
+                            outcome,
+                            Err(Code::PermissionDenied),
+                            "{department} {method} {purpose:?} must be denied"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(calls, DEPARTMENTS.len() * METHODS.len() * PURPOSES.len());
+
+    // Every call was recorded, the denials as denials, and the chain holds.
+    let entries = store.audit_entries(0, 100_000).await.unwrap();
+    let denied = entries.iter().filter(|e| e.decision == "denied").count();
+    assert_eq!(denied, denials);
+    assert_eq!(entries.len(), calls);
+    let report = store.verify_audit(TEST_AUDIT_KEY).await.unwrap();
+    assert_eq!((report.verified, report.broken), (calls as i64, None));
+    let court = entries
+        .iter()
+        .find(|e| e.department == "court" && e.decision == "allowed")
+        .unwrap();
+    assert_eq!(court.case_number, CASE);
+    assert_eq!(court.fields, "employer,latest_payment");
+    assert_eq!(court.result_count, 1);
+    assert!(court.principal.starts_with("token:"));
+
+    // Row scope: outside its units, the partner finds nobody, exactly as
+    // for an ID nobody holds.
+    let mut lookups = PersonLookupClient::new(channel.clone());
+    let outside = lookups
+        .lookup(request(
+            lookup_request(OTHER_PERSON, "own-staff"),
+            "partner",
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(outside.code(), Code::NotFound);
+    assert_eq!(outside.message(), "no record in your scope names that ID");
+    let mut staff = StaffClient::new(channel.clone());
+    let message = ListStaffRequest {
+        unit_code: "113306810913909981".into(),
+        ..Default::default()
+    };
+    let other_unit = staff
+        .list(request(message, "partner", "own-staff"))
+        .await
+        .unwrap_err();
+    assert_eq!(other_unit.code(), Code::PermissionDenied);
+
+    // The court must name its case, in the court's format.
+    let mut no_case = lookup_request(PERSON, "enforcement");
+    no_case.case_number.clear();
+    let refused = lookups
+        .lookup(request(no_case, "court", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(refused.message().contains("requires a case number"));
+    let mut bad_case = lookup_request(PERSON, "enforcement");
+    bad_case.case_number = "2024-4278".into();
+    let refused = lookups
+        .lookup(request(bad_case, "court", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    // A refusal says nothing about the data: the same words for a person
+    // on the roster and an ID nobody holds.
+    let mut first = lookup_request(PERSON, "curiosity");
+    first.case_number.clear();
+    let mut second = lookup_request("110101199003074477", "curiosity");
+    second.case_number.clear();
+    let a = lookups
+        .lookup(request(first, "finance", ""))
+        .await
+        .unwrap_err();
+    let b = lookups
+        .lookup(request(second, "finance", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(a.message(), b.message());
+
+    gateway.stop().await;
+    database.remove(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authorisation_matrix_on_sqlite() {
+    matrix(Backend::Sqlite).await;
+}
+
+/// The court's batch look-up gives, per debtor, exactly truth/'s employer
+/// and latest pay, in the order asked; invalid and unknown IDs get their
+/// own outcome without stopping the rest; a large batch streams whole.
+async fn court_batches(backend: Backend) {
+    let (_broker, database, store) = loaded_store(backend).await;
+    let gateway = TestGateway::start(
+        &store,
+        &[("court", "court-batch-token")],
+        blockhub_gateway::DEFAULT_POLICY,
+    )
+    .await;
+    let mut client = PersonLookupClient::new(gateway.channel().await);
+    let truth = std::fs::read_to_string(sample("truth/court_lookups.jsonl")).unwrap();
+    let expected: Vec<serde_json::Value> = truth
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut ids: Vec<String> = expected
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.push("330681197307092810".into()); // fails its check character
+    ids.push("110101199003074477".into()); // valid, held by nobody here
+    let message = BatchLookupRequest {
+        citizen_ids: ids.clone(),
+        provenance: false,
+        purpose: "enforcement".into(),
+        case_number: expected[0]["case"].as_str().unwrap().into(),
+    };
+    let mut stream = client
+        .batch_lookup(with_token(message, "court-batch-token"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(result) = stream.message().await.unwrap() {
+        results.push(result);
+    }
+    assert_eq!(results.len(), ids.len());
+    for (index, result) in results.iter().enumerate() {
+        assert_eq!(result.index as usize, index);
+    }
+    for (result, truth) in results.iter().zip(&expected) {
+        assert_eq!(result.outcome, "FOUND");
+        let reply = result.reply.as_ref().unwrap();
+        assert_eq!(
+            reply.employer.as_ref().map(|e| e.unit_code.as_str()),
+            truth["employer"].as_str()
+        );
+        let payment = reply.latest_payment.as_ref().unwrap();
+        assert_eq!(payment.month, truth["latest_pay_month"].as_str().unwrap());
+        let net = format!("{:.2}", truth["latest_net_pay"].as_f64().unwrap());
+        assert_eq!(payment.net, net);
+        assert_eq!((reply.citizen_id.as_str(), reply.name.as_str()), ("", ""));
+        assert!(reply.posts.is_empty());
+    }
+    let n = expected.len();
+    assert_eq!(results[n].outcome, "INVALID_ID");
+    assert!(results[n].error.contains("check"), "{}", results[n].error);
+    assert_eq!(results[n + 1].outcome, "NOT_FOUND");
+
+    // Thousands of IDs in one call: every roster ID, in order.
+    let snapshot = store.content_snapshot().await.unwrap();
+    let many: Vec<String> = snapshot
+        .roster
+        .iter()
+        .filter_map(|row| row[0].clone())
+        .chain(ids.iter().cloned())
+        .collect();
+    assert!(many.len() > 1500);
+    let message = BatchLookupRequest {
+        citizen_ids: many.clone(),
+        provenance: false,
+        purpose: "enforcement".into(),
+        case_number: CASE.into(),
+    };
+    let mut stream = client
+        .batch_lookup(with_token(message, "court-batch-token"))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut count = 0;
+    while let Some(result) = stream.message().await.unwrap() {
+        assert_eq!(result.index as usize, count);
+        count += 1;
+    }
+    assert_eq!(count, many.len());
+    // Each step of a batch was recorded before it was sent.
+    let entries = store.audit_entries(0, 100_000).await.unwrap();
+    let steps = entries
+        .iter()
+        .filter(|e| e.method == "PersonLookup.BatchLookup")
+        .count();
+    assert_eq!(steps, ids.len().div_ceil(100) + many.len().div_ceil(100));
+    gateway.stop().await;
+    database.remove(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn court_batches_equal_truth_on_sqlite() {
+    court_batches(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn court_batches_equal_truth_on_postgres() {
+    court_batches(Backend::Postgres).await;
+}
+
+/// Editing, deleting and inserting audit entries directly in the database
+/// are each caught at the entry concerned.
+async fn tamper(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let gateway = TestGateway::start(
+        &store,
+        &[("court", "court-tamper-token")],
+        blockhub_gateway::DEFAULT_POLICY,
+    )
+    .await;
+    let mut client = PersonLookupClient::new(gateway.channel().await);
+    for _ in 0..10 {
+        let mut message = lookup_request(PERSON, "enforcement");
+        message.provenance = false;
+        let mut request = with_token(message, "court-tamper-token");
+        request.metadata_mut().insert_bin(
+            "x-blockhub-operator-bin",
+            tonic::metadata::MetadataValue::from_bytes("王科长".as_bytes()),
+        );
+        // An empty store: the person is not found, and that is recorded.
+        let status = client.lookup(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    gateway.stop().await;
+    let entries = store.audit_entries(0, 100).await.unwrap();
+    assert_eq!(entries.len(), 10);
+    assert!(entries.iter().all(|e| e.operator == "王科长"));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.result_count == 0 && e.decision == "allowed")
+    );
+    let intact = store.verify_audit(TEST_AUDIT_KEY).await.unwrap();
+    assert_eq!((intact.verified, intact.broken), (10, None));
+    // Under another key, the first entry already fails.
+    let other = store.verify_audit(b"another key").await.unwrap();
+    assert_eq!(other.broken.unwrap().seq, 1);
+
+    let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
+    let exec = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.unwrap() }
+    };
+
+    // Edited: entry 4 now claims no fields were returned.
+    exec("UPDATE audit_log SET fields = '' WHERE seq = 4").await;
+    let broken = store.verify_audit(TEST_AUDIT_KEY).await.unwrap();
+    let at = broken.broken.unwrap();
+    assert_eq!((broken.verified, at.seq), (3, 4), "{}", at.reason);
+    assert!(at.reason.contains("altered"), "{}", at.reason);
+    exec("UPDATE audit_log SET fields = 'employer,latest_payment' WHERE seq = 4").await;
+    assert_eq!(
+        store.verify_audit(TEST_AUDIT_KEY).await.unwrap().broken,
+        None
+    );
+
+    // Deleted: entry 6 is gone.
+    let saved = &entries[5];
+    exec("DELETE FROM audit_log WHERE seq = 6").await;
+    let at = store
+        .verify_audit(TEST_AUDIT_KEY)
+        .await
+        .unwrap()
+        .broken
+        .unwrap();
+    assert_eq!(at.seq, 6);
+    assert!(at.reason.contains("entry 6 is missing"), "{}", at.reason);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, principal, department, method, purpose, \
+         case_number, operator, decision, reason, fields, result_count, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(saved.seq)
+    .bind(saved.at)
+    .bind(&saved.principal)
+    .bind(&saved.department)
+    .bind(&saved.method)
+    .bind(&saved.purpose)
+    .bind(&saved.case_number)
+    .bind(&saved.operator)
+    .bind(&saved.decision)
+    .bind(&saved.reason)
+    .bind(&saved.fields)
+    .bind(saved.result_count)
+    .bind(&saved.prev_hash)
+    .bind(&saved.hash)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        store.verify_audit(TEST_AUDIT_KEY).await.unwrap().broken,
+        None
+    );
+
+    // Inserted: entries after 7 move up one and a forged entry takes 8,
+    // chained to 7's hash but without the key.
+    exec("UPDATE audit_log SET seq = -seq WHERE seq > 7").await;
+    exec("UPDATE audit_log SET seq = 1 - seq WHERE seq < 0").await;
+    let forged = blockhub_merger::store::chain_hash(
+        b"guessed key",
+        8,
+        &entries[6].hash,
+        &entries[6].draft(),
+    );
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, principal, department, method, purpose, \
+         case_number, operator, decision, reason, fields, result_count, prev_hash, hash) \
+         VALUES (8, 0, 'token:x', 'court', 'PersonLookup.Lookup', '', '', '', 'allowed', \
+         '', '', 0, $1, $2)",
+    )
+    .bind(&entries[6].hash)
+    .bind(&forged)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let at = store
+        .verify_audit(TEST_AUDIT_KEY)
+        .await
+        .unwrap()
+        .broken
+        .unwrap();
+    assert_eq!(at.seq, 8, "{}", at.reason);
+    assert!(
+        at.reason.contains("does not match its hash"),
+        "{}",
+        at.reason
+    );
+
+    pool.close().await;
+    database.remove(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_tampering_is_found_on_sqlite() {
+    tamper(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_tampering_is_found_on_postgres() {
+    tamper(Backend::Postgres).await;
+}
+
+/// A changed policy takes effect without a restart; a broken one is
+/// refused and the one in force stays; rates are limited per department;
+/// and when the audit log cannot be written, nothing is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policy_reloads_limits_and_unrecordable_calls() {
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let gateway = TestGateway::start(
+        &store,
+        &[("court", "court-reload-token")],
+        blockhub_gateway::DEFAULT_POLICY,
+    )
+    .await;
+    let mut client = PersonLookupClient::new(gateway.channel().await);
+    let ask = |client: &mut PersonLookupClient<Channel>| {
+        let mut client = client.clone();
+        async move {
+            let message = lookup_request(PERSON, "enforcement");
+            match client
+                .lookup(with_token(message, "court-reload-token"))
+                .await
+            {
+                Ok(_) => Code::Ok,
+                Err(status) => status.code(),
+            }
+        }
+    };
+    let wait_for = |client: PersonLookupClient<Channel>, code: Code| async move {
+        let mut client = client;
+        let started = std::time::Instant::now();
+        loop {
+            if ask(&mut client).await == code {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "never {code:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    assert_eq!(ask(&mut client).await, Code::NotFound);
+
+    // The court loses BatchLookup and Lookup: denied from the next check.
+    let narrowed = blockhub_gateway::DEFAULT_POLICY.replace(
+        "[departments.court]\nmethods = [\"PersonLookup.Lookup\", \"PersonLookup.BatchLookup\"]",
+        "[departments.court]\nmethods = []",
+    );
+    assert_ne!(narrowed, blockhub_gateway::DEFAULT_POLICY);
+    std::fs::write(&gateway.policy_file, &narrowed).unwrap();
+    wait_for(client.clone(), Code::PermissionDenied).await;
+
+    // A broken file that would grant it again is refused: still denied.
+    let broken = format!(
+        "{}\n[departments.court.purposes.x]\nfields = [\"salary\"]\n",
+        blockhub_gateway::DEFAULT_POLICY
+    );
+    std::fs::write(&gateway.policy_file, broken).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ask(&mut client).await, Code::PermissionDenied);
+    // Fixed: allowed again.
+    std::fs::write(&gateway.policy_file, blockhub_gateway::DEFAULT_POLICY).unwrap();
+    wait_for(client.clone(), Code::NotFound).await;
+
+    // Two calls a second: a burst of twenty is mostly refused.
+    let limited = blockhub_gateway::DEFAULT_POLICY.replace(
+        "methods = [\"PersonLookup.Lookup\", \"PersonLookup.BatchLookup\"]\nrate_per_second = 50",
+        "methods = [\"PersonLookup.Lookup\", \"PersonLookup.BatchLookup\"]\nrate_per_second = 2",
+    );
+    assert_ne!(limited, blockhub_gateway::DEFAULT_POLICY);
+    std::fs::write(&gateway.policy_file, &limited).unwrap();
+    wait_for(client.clone(), Code::ResourceExhausted).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        codes.push(ask(&mut client).await);
+    }
+    let refused = codes
+        .iter()
+        .filter(|c| **c == Code::ResourceExhausted)
+        .count();
+    assert!((15..=19).contains(&refused), "{codes:?}");
+    let limits = store
+        .audit_entries(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.reason.contains("rate limit of 2"))
+        .count();
+    assert!(limits >= refused);
+    std::fs::write(&gateway.policy_file, blockhub_gateway::DEFAULT_POLICY).unwrap();
+    wait_for(client.clone(), Code::NotFound).await;
+
+    // The audit log refuses writes: the call fails, nothing is shared.
+    let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER audit_full BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let message = lookup_request(PERSON, "enforcement");
+    let status = client
+        .lookup(with_token(message, "court-reload-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("audit"), "{}", status.message());
+    sqlx::query("DROP TRIGGER audit_full")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ask(&mut client).await, Code::NotFound);
+    assert_eq!(
+        store.verify_audit(TEST_AUDIT_KEY).await.unwrap().broken,
+        None
+    );
+
+    pool.close().await;
+    gateway.stop().await;
+    database.remove(store).await;
+}
