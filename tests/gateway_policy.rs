@@ -36,24 +36,28 @@ employer = "unconditional"
 provenance = "not_shared"
 
 [departments.court]
+rate_per_second = 1000
 methods = ["PersonLookup.Lookup", "PersonLookup.BatchLookup"]
 [departments.court.purposes.enforcement]
 fields = ["employer", "latest_payment"]
 require_case = true
 
 [departments.finance]
+rate_per_second = 1000
 methods = ["PersonLookup.Lookup", "PersonLookup.BatchLookup", "Staff.CountByPost"]
 fields = ["employer"]
 [departments.finance.purposes.payroll-reconciliation]
 fields = ["citizen_id:masked", "name", "employer", "posts", "latest_payment"]
 
 [departments.partner]
+rate_per_second = 1000
 methods = ["PersonLookup.Lookup", "Staff.List"]
 units = ["11330681777412151D"]
 [departments.partner.purposes.own-staff]
 fields = ["citizen_id", "name:masked", "posts"]
 
 [departments.staffing]
+rate_per_second = 1000
 methods = [
     "PersonLookup.Lookup", "PersonLookup.BatchLookup", "Changes.Subscribe",
     "Alerts.List", "Alerts.Acknowledge",
@@ -848,6 +852,212 @@ async fn policy_reloads_limits_and_unrecordable_calls() {
     );
 
     pool.close().await;
+    gateway.stop().await;
+    database.remove(store).await;
+}
+
+/// Runs openssl in `dir`; the test certificates are made fresh each run
+/// and never kept.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A key and a certificate signed by `ca` (a self-signed CA when `ca` is
+/// None) under `name` in `dir`.
+fn certificate(dir: &std::path::Path, name: &str, ca: Option<&str>, extensions: &str) {
+    let key = format!("{name}.key");
+    let cert = format!("{name}.pem");
+    let subject = format!("/CN={name}");
+    let curve = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    match ca {
+        None => {
+            let mut args = vec!["req", "-x509"];
+            args.extend(curve);
+            args.extend([
+                "-keyout", &key, "-out", &cert, "-days", "2", "-subj", &subject,
+            ]);
+            openssl(dir, &args);
+        }
+        Some(ca) => {
+            let csr = format!("{name}.csr");
+            let ext = format!("{name}.ext");
+            std::fs::write(dir.join(&ext), extensions).unwrap();
+            let mut args = vec!["req"];
+            args.extend(curve);
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subject]);
+            openssl(dir, &args);
+            let (ca_cert, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &ca_cert,
+                    "-CAkey",
+                    &ca_key,
+                    "-CAcreateserial",
+                    "-out",
+                    &cert,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                ],
+            );
+        }
+    }
+}
+
+async fn tls_channel(
+    address: std::net::SocketAddr,
+    dir: &std::path::Path,
+    client: Option<&str>,
+) -> Result<Channel, tonic::transport::Error> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let ca = std::fs::read(dir.join("test-ca.pem")).unwrap();
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if let Some(name) = client {
+        let cert = std::fs::read(dir.join(format!("{name}.pem"))).unwrap();
+        let key = std::fs::read(dir.join(format!("{name}.key"))).unwrap();
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    Channel::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+}
+
+/// A client certificate pinned to a department acts for it without a
+/// token; one the CA signed but nobody pinned, or one from another CA, is
+/// refused; tokens still work over TLS; plain TCP does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mutual_tls_identifies_departments() {
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let server_ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                      extendedKeyUsage=serverAuth\n";
+    let client_ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+    certificate(dir, "test-ca", None, "");
+    certificate(dir, "other-ca", None, "");
+    certificate(dir, "gateway", Some("test-ca"), server_ext);
+    certificate(dir, "court-client", Some("test-ca"), client_ext);
+    certificate(dir, "stray-client", Some("test-ca"), client_ext);
+    certificate(dir, "foreign-client", Some("other-ca"), client_ext);
+    let pem = std::fs::read_to_string(dir.join("court-client.pem")).unwrap();
+    let fingerprint = blockhub_gateway::tls::pem_fingerprint(&pem).unwrap();
+
+    let paths = dir.to_path_buf();
+    let gateway = TestGateway::start_with(
+        &store,
+        &[("court", "court-tls-token")],
+        blockhub_gateway::DEFAULT_POLICY,
+        move |_, mut options| {
+            options.tokens.pin_certificate("court", &fingerprint);
+            options.tls = Some(blockhub_gateway::TlsFiles {
+                cert: paths.join("gateway.pem"),
+                key: paths.join("gateway.key"),
+                client_ca: Some(paths.join("test-ca.pem")),
+            });
+            options
+        },
+    )
+    .await;
+    let ask = |channel: Channel, token: Option<&str>| {
+        let token = token.map(str::to_string);
+        async move {
+            let message = lookup_request(PERSON, "enforcement");
+            let request = match &token {
+                Some(token) => with_token(message, token),
+                None => tonic::Request::new(message),
+            };
+            match PersonLookupClient::new(channel).lookup(request).await {
+                Ok(_) => Code::Ok,
+                Err(status) => status.code(),
+            }
+        }
+    };
+
+    // The pinned certificate acts for the court: allowed (nobody is in
+    // this empty store, so the answer is NOT_FOUND, recorded as allowed).
+    let court = tls_channel(gateway.address, dir, Some("court-client"))
+        .await
+        .unwrap();
+    assert_eq!(ask(court, None).await, Code::NotFound);
+    let entries = store.audit_entries(0, 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].department, "court");
+    assert!(
+        entries[0].principal.starts_with("cert:"),
+        "{}",
+        entries[0].principal
+    );
+    // Signed by the CA but pinned to nobody: no department.
+    let stray = tls_channel(gateway.address, dir, Some("stray-client"))
+        .await
+        .unwrap();
+    assert_eq!(ask(stray.clone(), None).await, Code::Unauthenticated);
+    // ... though its holder may still present a token.
+    assert_eq!(ask(stray, Some("court-tls-token")).await, Code::NotFound);
+    // No certificate: a token over TLS.
+    let plain = tls_channel(gateway.address, dir, None).await.unwrap();
+    assert_eq!(ask(plain.clone(), None).await, Code::Unauthenticated);
+    assert_eq!(ask(plain, Some("court-tls-token")).await, Code::NotFound);
+    // Another CA's certificate fails the handshake: the call never
+    // reaches the service (no audit entry), whatever the client library
+    // calls the failure.
+    let before = store.audit_entries(0, 100).await.unwrap().len();
+    let foreign = match tls_channel(gateway.address, dir, Some("foreign-client")).await {
+        Ok(channel) => ask(channel, Some("court-tls-token")).await,
+        Err(_) => Code::Unavailable,
+    };
+    assert!(
+        matches!(foreign, Code::Unavailable | Code::Unknown),
+        "{foreign:?}"
+    );
+    assert_eq!(store.audit_entries(0, 100).await.unwrap().len(), before);
+    // Plain TCP to the TLS port gets nowhere.
+    let cleartext = match Channel::from_shared(format!("http://{}", gateway.address))
+        .unwrap()
+        .connect()
+        .await
+    {
+        Ok(channel) => ask(channel, Some("court-tls-token")).await,
+        Err(_) => Code::Unavailable,
+    };
+    // Any transport failure will do; no answer from the service may come.
+    assert!(
+        !matches!(
+            cleartext,
+            Code::Ok | Code::NotFound | Code::Unauthenticated | Code::PermissionDenied
+        ),
+        "{cleartext:?}"
+    );
+    assert_eq!(store.audit_entries(0, 100).await.unwrap().len(), before);
+
     gateway.stop().await;
     database.remove(store).await;
 }

@@ -75,6 +75,9 @@ async fn up_runs_the_hub_from_a_data_directory() {
     let client_args = ClientArgs {
         gateway: None,
         token: None,
+        ca_cert: None,
+        client_cert: None,
+        client_key: None,
     };
     let (gateway, token) = blockhub::commands::client_settings(&data, &client_args).unwrap();
     assert_eq!(gateway, format!("http://127.0.0.1:{gateway_port}"));

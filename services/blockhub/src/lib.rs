@@ -104,6 +104,19 @@ pub struct ClientArgs {
     /// The bearer token. Default: the operator token in --data-dir.
     #[arg(long, env = "BLOCKHUB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// The CA certificate (PEM) that signed an https gateway's certificate.
+    #[arg(long, env = "BLOCKHUB_GATEWAY_CA")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
+    /// A client certificate (PEM) for mutual TLS; it identifies the
+    /// department instead of a token.
+    #[arg(long, env = "BLOCKHUB_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "BLOCKHUB_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 /// The commands.

@@ -28,7 +28,9 @@ pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     loop {
         let answer = match super::client_settings(data, &args.client) {
-            Ok((gateway, _)) => check(&gateway).await.map(|()| gateway.clone()),
+            Ok((gateway, _)) => check(&gateway, &args.client)
+                .await
+                .map(|()| gateway.clone()),
             Err(error) => Err(format!("{error:#}")),
         };
         match answer {
@@ -45,8 +47,8 @@ pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
     }
 }
 
-async fn check(gateway: &str) -> Result<(), String> {
-    let channel = super::lookup::connect(gateway)
+async fn check(gateway: &str, client: &crate::ClientArgs) -> Result<(), String> {
+    let channel = super::lookup::connect_as(gateway, client)
         .await
         .map_err(|e| format!("{e:#}"))?;
     let reply = HealthClient::new(channel)

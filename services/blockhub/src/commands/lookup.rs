@@ -9,7 +9,7 @@ use blockhub_gateway::proto::{LookupReply, LookupRequest, Provenance};
 use clap::Args;
 use serde_json::json;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::ClientArgs;
 use crate::config::DataDir;
@@ -55,6 +55,41 @@ pub async fn connect(gateway: &str) -> Result<Channel> {
         })
 }
 
+/// Connects to the gateway as `client` says: over TLS for an https URL,
+/// with the CA to trust and, for mutual TLS, a client certificate.
+pub async fn connect_as(gateway: &str, client: &ClientArgs) -> Result<Channel> {
+    if !gateway.starts_with("https://") {
+        return connect(gateway).await;
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let Some(ca) = &client.ca_cert else {
+        anyhow::bail!(
+            "{gateway} speaks TLS: pass --ca-cert (or BLOCKHUB_GATEWAY_CA) with the CA \
+             certificate that signed it"
+        );
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let (Some(cert), Some(key)) = (&client.client_cert, &client.client_key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Endpoint::from_shared(gateway.to_string())
+        .with_context(|| format!("{gateway} is not a valid gateway URL"))?
+        .tls_config(tls)
+        .context("the TLS settings were refused")?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach the gateway at {gateway} over TLS; is it running, and does \
+                 --ca-cert name the CA that signed its certificate?"
+            )
+        })
+}
+
 /// Adds the bearer token to a request.
 pub fn authorised<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
@@ -89,7 +124,7 @@ pub fn operator_name(flag: Option<&str>) -> String {
 /// Runs `lookup`.
 pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
     let (gateway, token) = super::client_settings(data, &args.client)?;
-    let channel = connect(&gateway).await?;
+    let channel = connect_as(&gateway, &args.client).await?;
     // The hub's own operator token acts for the operator department, whose
     // purpose in the shipped policy is "operations".
     let purpose = args.purpose.clone().unwrap_or_else(|| {
