@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use blockhub_gateway::proto::alerts_client::AlertsClient;
+use blockhub_gateway::proto::changes_client::ChangesClient;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
 use blockhub_gateway::proto::staff_client::StaffClient;
 use blockhub_gateway::proto::{
     AcknowledgeRequest, BatchLookupRequest, CountByPostRequest, HistoryRequest, ListAlertsRequest,
-    ListStaffRequest, LookupReply, LookupRequest,
+    ListStaffRequest, LookupReply, LookupRequest, SubscribeRequest,
 };
 use blockhub_merger::{MergerConfig, Store};
 use blockhub_tests::{
@@ -51,7 +52,7 @@ fields = ["citizen_id:masked", "name", "employer", "posts", "latest_payment"]
 
 [departments.partner]
 rate_per_second = 1000
-methods = ["PersonLookup.Lookup", "Staff.List"]
+methods = ["PersonLookup.Lookup", "Staff.List", "Changes.Subscribe"]
 units = ["11330681777412151D"]
 [departments.partner.purposes.own-staff]
 fields = ["citizen_id", "name:masked", "posts"]
@@ -76,9 +77,10 @@ const PURPOSES: [&str; 6] = [
     "staff-management",
     "curiosity",
 ];
-const METHODS: [&str; 7] = [
+const METHODS: [&str; 8] = [
     "PersonLookup.Lookup",
     "PersonLookup.BatchLookup",
+    "Changes.Subscribe",
     "Alerts.List",
     "Alerts.Acknowledge",
     "Staff.List",
@@ -116,6 +118,15 @@ fn allowed() -> BTreeMap<(&'static str, &'static str, &'static str), &'static st
         ("partner", "Staff.List", "own-staff"),
         "citizen_id,name:masked",
     );
+    // Streams mask exactly as look-ups do.
+    allowed.insert(
+        ("partner", "Changes.Subscribe", "own-staff"),
+        "citizen_id,name:masked,posts",
+    );
+    allowed.insert(
+        ("staffing", "Changes.Subscribe", "staff-management"),
+        "citizen_id,name,posts",
+    );
     for method in ["Alerts.List", "Alerts.Acknowledge", "Staff.CountByPost"] {
         allowed.insert(("staffing", method, ""), "");
     }
@@ -139,7 +150,14 @@ fn token_of(department: &str) -> String {
 }
 
 /// The sample county, loaded through a real broker and merger.
-async fn loaded_store(backend: Backend) -> (TestBroker, TestDatabase, Store) {
+async fn loaded_store(
+    backend: Backend,
+) -> (
+    TestBroker,
+    blockhub_model::KafkaSettings,
+    TestDatabase,
+    Store,
+) {
     let broker = TestBroker::start().await;
     let settings = broker.settings();
     let database = TestDatabase::create(backend).await;
@@ -163,7 +181,7 @@ async fn loaded_store(backend: Backend) -> (TestBroker, TestDatabase, Store) {
             .map(|alert| alert.record())
             .collect();
     store.sync_alerts(&records, 1).await.unwrap();
-    (broker, database, store)
+    (broker, settings, database, store)
 }
 
 fn request<T>(message: T, department: &str, purpose: &str) -> tonic::Request<T> {
@@ -331,6 +349,44 @@ async fn call(
             }
             Ok(fields.join(","))
         }
+        "Changes.Subscribe" => {
+            let message = SubscribeRequest {
+                unit_codes: vec![PARTNER_UNIT.into()],
+                purpose: purpose.into(),
+                from_beginning: true,
+                heartbeat_seconds: 1,
+                ..Default::default()
+            };
+            let mut stream = ChangesClient::new(channel.clone())
+                .subscribe(request(message, department, ""))
+                .await
+                .map_err(|s| s.code())?
+                .into_inner();
+            loop {
+                let change = stream.message().await.map_err(|s| s.code())?.expect("open");
+                assert!(!change.caught_up, "the person's hire never came");
+                let shown = &change.citizen_id;
+                if shown.starts_with(&id[..6]) && shown.ends_with(&id[14..]) {
+                    let mut fields = Vec::new();
+                    fields.push(if shown == id {
+                        "citizen_id"
+                    } else {
+                        "citizen_id:masked"
+                    });
+                    if !change.name.is_empty() {
+                        fields.push(if change.name == name {
+                            "name"
+                        } else {
+                            "name:masked"
+                        });
+                    }
+                    if change.post.is_some() {
+                        fields.push("posts");
+                    }
+                    return Ok(fields.join(","));
+                }
+            }
+        }
         "Staff.CountByPost" => {
             let reply = staff
                 .count_by_post(request(CountByPostRequest {}, department, purpose))
@@ -355,7 +411,7 @@ async fn call(
 }
 
 async fn matrix(backend: Backend) {
-    let (_broker, database, store) = loaded_store(backend).await;
+    let (_broker, settings, database, store) = loaded_store(backend).await;
     let tokens: Vec<(String, String)> = DEPARTMENTS
         .iter()
         .map(|d| (d.to_string(), token_of(d)))
@@ -364,7 +420,12 @@ async fn matrix(backend: Backend) {
         .iter()
         .map(|(d, t)| (d.as_str(), t.as_str()))
         .collect();
-    let gateway = TestGateway::start(&store, &token_refs, MATRIX_POLICY).await;
+    let kafka = settings.clone();
+    let gateway = TestGateway::start_with(&store, &token_refs, MATRIX_POLICY, |_, mut options| {
+        options.kafka = Some(kafka);
+        options
+    })
+    .await;
     let channel = gateway.channel().await;
     let name = store
         .roster_entries_of(&blockhub_model::CitizenId::parse(PERSON).unwrap())
@@ -401,12 +462,24 @@ async fn matrix(backend: Backend) {
     assert_eq!(calls, DEPARTMENTS.len() * METHODS.len() * PURPOSES.len());
 
     // Every call was recorded, the denials as denials, and the chain holds.
+    // A subscription records its opening, then each batch it sends.
     let entries = store.audit_entries(0, 100_000).await.unwrap();
     let denied = entries.iter().filter(|e| e.decision == "denied").count();
     assert_eq!(denied, denials);
-    assert_eq!(entries.len(), calls);
+    let batches = entries
+        .iter()
+        .filter(|e| e.method == "Changes.Subscribe" && e.result_count > 0)
+        .count();
+    assert!(
+        batches >= 2,
+        "each allowed subscription sent at least one batch"
+    );
+    assert_eq!(entries.len() - batches, calls);
     let report = store.verify_audit(TEST_AUDIT_KEY).await.unwrap();
-    assert_eq!((report.verified, report.broken), (calls as i64, None));
+    assert_eq!(
+        (report.verified, report.broken),
+        (entries.len() as i64, None)
+    );
     let court = entries
         .iter()
         .find(|e| e.department == "court" && e.decision == "allowed")
@@ -472,8 +545,65 @@ async fn matrix(backend: Backend) {
         .unwrap_err();
     assert_eq!(a.message(), b.message());
 
+    alerts_stream_in_scope(&store, &settings, &channel).await;
+
     gateway.stop().await;
     database.remove(store).await;
+}
+
+/// Alert state changes reach subscribers who asked for them: the whole
+/// city for the staffing office, only its own unit for the partner.
+async fn alerts_stream_in_scope(
+    store: &Store,
+    settings: &blockhub_model::KafkaSettings,
+    channel: &Channel,
+) {
+    let producer = settings.producer().unwrap();
+    let policy = blockhub_rules::Policy::default();
+    let published = blockhub_rules::round(store, &policy, settings, &producer)
+        .await
+        .unwrap();
+    assert!(published > 0);
+    let read = |department: &'static str, purpose: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let message = SubscribeRequest {
+                kinds: vec!["ALERT".into()],
+                purpose: purpose.into(),
+                from_beginning: true,
+                heartbeat_seconds: 2,
+                ..Default::default()
+            };
+            let mut stream = ChangesClient::new(channel)
+                .subscribe(request(message, department, ""))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut alerts = Vec::new();
+            loop {
+                let change = stream.message().await.unwrap().unwrap();
+                if change.caught_up {
+                    return alerts;
+                }
+                if change.kind == "HEARTBEAT" {
+                    continue;
+                }
+                assert_eq!(change.kind, "ALERT");
+                assert!(!change.alert_kind.is_empty() && !change.alert_state.is_empty());
+                alerts.push(change);
+            }
+        }
+    };
+    let city = read("staffing", "staff-management").await;
+    assert_eq!(city.len(), published);
+    assert!(city.iter().any(|a| !a.evidence.is_empty()));
+    let own = read("partner", "own-staff").await;
+    let expected = city.iter().filter(|a| a.unit_code == PARTNER_UNIT).count();
+    assert_eq!(own.len(), expected);
+    assert!(
+        own.iter()
+            .all(|a| a.unit_code == PARTNER_UNIT && a.evidence.is_empty())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -485,7 +615,7 @@ async fn authorisation_matrix_on_sqlite() {
 /// and latest pay, in the order asked; invalid and unknown IDs get their
 /// own outcome without stopping the rest; a large batch streams whole.
 async fn court_batches(backend: Backend) {
-    let (_broker, database, store) = loaded_store(backend).await;
+    let (_broker, _settings, database, store) = loaded_store(backend).await;
     let gateway = TestGateway::start(
         &store,
         &[("court", "court-batch-token")],
@@ -1057,6 +1187,129 @@ async fn mutual_tls_identifies_departments() {
         "{cleartext:?}"
     );
     assert_eq!(store.audit_entries(0, 100).await.unwrap().len(), before);
+
+    gateway.stop().await;
+    database.remove(store).await;
+}
+
+/// A subscriber cut off in the middle of the roster's burst of 1,603
+/// changes resumes with the last cursor it received and gets every change
+/// exactly once, although hundreds of them share a timestamp; cursors that
+/// do not fit the topics are refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_resume_without_gap_or_duplicate() {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let kafka = settings.clone();
+    let gateway = TestGateway::start_with(
+        &store,
+        &[("staffing", "staffing-sub-token")],
+        blockhub_gateway::DEFAULT_POLICY,
+        |_, mut options| {
+            options.kafka = Some(kafka);
+            options
+        },
+    )
+    .await;
+    let channel = gateway.channel().await;
+    let subscribe = |cursor: String| {
+        let channel = channel.clone();
+        async move {
+            let message = SubscribeRequest {
+                purpose: "staff-management".into(),
+                cursor,
+                heartbeat_seconds: 1,
+                ..Default::default()
+            };
+            ChangesClient::new(channel)
+                .subscribe(with_token(message, "staffing-sub-token"))
+                .await
+        }
+    };
+
+    // Subscribed from now, before anything is published; then the burst.
+    let mut first = subscribe(String::new()).await.unwrap().into_inner();
+    let publish = settings.clone();
+    let ingest = tokio::spawn(async move {
+        blockhub_connector::ingest(
+            blockhub_connector::SourceKind::Roster,
+            &[sample("staffing/roster.xlsx")],
+            &publish,
+            blockhub_tests::test_keyer(),
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+    });
+    let (mut seen, mut stamps, mut cursor) = (Vec::new(), Vec::new(), String::new());
+    while seen.len() < 300 {
+        let change = first.message().await.unwrap().expect("stream open");
+        if change.kind != "HEARTBEAT" {
+            seen.push(change.event_id.clone());
+            stamps.push(change.observed_at.clone());
+        }
+        cursor = change.cursor;
+    }
+    // Cut off: the client goes away with changes still to come.
+    drop(first);
+    let mut second = subscribe(cursor).await.unwrap().into_inner();
+    let published = ingest.await.unwrap().total().published as usize;
+    assert_eq!(published, 1603);
+    let mut last_cursor;
+    loop {
+        let change = second.message().await.unwrap().expect("stream open");
+        last_cursor = change.cursor.clone();
+        if change.kind == "HEARTBEAT" {
+            if change.caught_up {
+                break;
+            }
+            continue;
+        }
+        assert!(["HIRE", "DEPARTURE", "CHANGE"].contains(&change.kind.as_str()));
+        seen.push(change.event_id);
+        stamps.push(change.observed_at);
+    }
+    assert_eq!(seen.len(), published, "a change was repeated or lost");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), published, "a change came twice");
+    let mut shared = stamps.clone();
+    shared.sort();
+    shared.dedup();
+    assert!(
+        shared.len() < stamps.len() / 2,
+        "the burst should share timestamps"
+    );
+
+    // Resuming at the end gives nothing but heartbeats.
+    let mut quiet = subscribe(last_cursor.clone()).await.unwrap().into_inner();
+    let beat = quiet.message().await.unwrap().unwrap();
+    assert_eq!(
+        (beat.kind.as_str(), beat.cursor.as_str()),
+        ("HEARTBEAT", last_cursor.as_str())
+    );
+
+    // Cursors that do not fit: another layout, a position never reached,
+    // something invented.
+    let refused = |cursor: &str| {
+        let subscribe = &subscribe;
+        let cursor = cursor.to_string();
+        async move { subscribe(cursor).await.unwrap_err() }
+    };
+    let layout = refused("c1:r=5;a=0").await;
+    assert_eq!(layout.code(), Code::FailedPrecondition);
+    assert!(
+        layout.message().contains("re-read a snapshot"),
+        "{}",
+        layout.message()
+    );
+    let ahead = refused("c1:r=99999,0,0;a=0,0,0").await;
+    assert_eq!(ahead.code(), Code::InvalidArgument);
+    let junk = refused("yesterday").await;
+    assert_eq!(junk.code(), Code::InvalidArgument);
 
     gateway.stop().await;
     database.remove(store).await;

@@ -348,6 +348,7 @@ impl TestGateway {
             policy: std::sync::Arc::new(PolicyHandle::from_file(&policy_file).expect("policy")),
             audit_key: TEST_AUDIT_KEY.to_vec(),
             tls: None,
+            kafka: None,
         };
         let options = adjust(dir.path(), options);
         let gateway = BoundGateway::bind("127.0.0.1:0", store.clone(), options)

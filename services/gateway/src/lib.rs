@@ -10,6 +10,7 @@
 pub mod access;
 pub mod audit_topic;
 pub mod auth;
+pub mod changes;
 pub mod error;
 pub mod lookup;
 pub mod office;

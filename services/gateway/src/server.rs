@@ -13,10 +13,12 @@ use tracing::{Instrument, info, info_span};
 
 use crate::access::{Access, AuditWriter, PolicyHandle};
 use crate::auth::{TokenRegistry, authenticate};
+use crate::changes::ChangesService;
 use crate::error::GatewayError;
 use crate::lookup::LookupService;
 use crate::office::OfficeService;
 use crate::proto::alerts_server::AlertsServer;
+use crate::proto::changes_server::ChangesServer;
 use crate::proto::person_lookup_server::PersonLookupServer;
 use crate::proto::staff_server::StaffServer;
 
@@ -32,6 +34,9 @@ pub struct GatewayOptions {
     /// Server certificate and client CA for mutual TLS; plain TCP when
     /// absent.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The broker whose topics Changes.Subscribe streams; without one,
+    /// subscriptions are refused as unavailable.
+    pub kafka: Option<blockhub_model::KafkaSettings>,
 }
 
 /// A gateway bound to its port, ready to serve.
@@ -43,6 +48,7 @@ pub struct BoundGateway {
     policy: Arc<PolicyHandle>,
     audit_key: Vec<u8>,
     tls: Option<crate::tls::TlsFiles>,
+    kafka: Option<blockhub_model::KafkaSettings>,
 }
 
 impl BoundGateway {
@@ -70,6 +76,7 @@ impl BoundGateway {
             policy: options.policy,
             audit_key: options.audit_key,
             tls: options.tls,
+            kafka: options.kafka,
         })
     }
 
@@ -104,6 +111,17 @@ impl BoundGateway {
                 LookupService::new(self.store.clone(), access.clone()),
                 authenticate(self.tokens.clone()),
             );
+            // Subscriptions never end by themselves: they are told to when
+            // the server shuts down, or the shutdown would wait for them.
+            let (closing_tx, closing) = tokio::sync::watch::channel(false);
+            let shutdown = async move {
+                shutdown.await;
+                let _ = closing_tx.send(true);
+            };
+            let changes = ChangesServer::with_interceptor(
+                ChangesService::new(access.clone(), self.kafka.clone(), closing),
+                authenticate(self.tokens.clone()),
+            );
             let office = OfficeService::new(self.store.clone(), access.clone());
             let alerts =
                 AlertsServer::with_interceptor(office.clone(), authenticate(self.tokens.clone()));
@@ -113,6 +131,9 @@ impl BoundGateway {
                 .await;
             reporter.set_serving::<AlertsServer<OfficeService>>().await;
             reporter.set_serving::<StaffServer<OfficeService>>().await;
+            reporter
+                .set_serving::<ChangesServer<ChangesService>>()
+                .await;
             if self.tokens.is_empty() {
                 tracing::warn!("No tokens configured: every call will be refused.");
             }
@@ -135,6 +156,7 @@ impl BoundGateway {
                 .add_service(lookup)
                 .add_service(alerts)
                 .add_service(staff)
+                .add_service(changes)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
                 .await
                 .map_err(GatewayError::Serve);

@@ -27,6 +27,11 @@ pub struct GatewayArgs {
     /// Who may call and what they see.
     #[command(flatten)]
     pub gateway: GatewayFlags,
+    /// The broker whose topics subscriptions stream (--brokers, else the
+    /// hub running with --data-dir; without either, Changes.Subscribe is
+    /// refused as unavailable).
+    #[command(flatten)]
+    pub broker: crate::BrokerArgs,
 }
 
 /// Credentials, policy and TLS of the gateway.
@@ -95,6 +100,7 @@ impl GatewayFlags {
             policy: Arc::new(policy),
             audit_key: data.audit_key()?,
             tls,
+            kafka: None,
         })
     }
 }
@@ -102,7 +108,11 @@ impl GatewayFlags {
 /// Runs `gateway` until stopped.
 pub async fn run(data: &DataDir, args: GatewayArgs) -> Result<ExitCode> {
     let url = args.store.url(data);
-    let options = args.gateway.options(data)?;
+    let mut options = args.gateway.options(data)?;
+    options.kafka = super::kafka_settings(data, &args.broker).ok();
+    if options.kafka.is_none() {
+        tracing::warn!("No broker named (--brokers) and no hub running: subscriptions are off.");
+    }
     let store = Store::open(&url).await.context("opening the store")?;
     let gateway = BoundGateway::bind(&args.listen, store, options).await?;
     gateway.serve(super::stop_signal()).await?;

@@ -118,7 +118,8 @@ async fn serve(
         None => blockhub_rules::Policy::default(),
     };
     let store = Store::open(&url).await.context("opening the store")?;
-    let options = args.gateway.options(data)?;
+    let mut options = args.gateway.options(data)?;
+    options.kafka = Some(kafka.clone());
     let tls = options.tls.is_some();
     let gateway = BoundGateway::bind(&args.listen, store.clone(), options).await?;
     let address = gateway.address();
