@@ -1314,3 +1314,74 @@ async fn subscriptions_resume_without_gap_or_duplicate() {
     gateway.stop().await;
     database.remove(store).await;
 }
+
+/// A caller's deadline reaches the database: a look-up stuck behind a
+/// lock fails with DEADLINE_EXCEEDED, and PostgreSQL is left with no query
+/// of it still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deadlines_stop_their_query_on_postgres() {
+    use sqlx::Connection;
+    let database = TestDatabase::create(Backend::Postgres).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let gateway = TestGateway::start(
+        &store,
+        &[("court", "court-deadline-token")],
+        blockhub_gateway::DEFAULT_POLICY,
+    )
+    .await;
+    let mut client = PersonLookupClient::new(gateway.channel().await);
+    let mut locker = sqlx::AnyConnection::connect(&database.url).await.unwrap();
+    let mut held = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE roster_entries IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    let mut request = with_token(
+        lookup_request(PERSON, "enforcement"),
+        "court-deadline-token",
+    );
+    request.set_timeout(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let status = client.lookup(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let watcher = sqlx::AnyPool::connect(&database.url).await.unwrap();
+    let waiting = || {
+        let watcher = watcher.clone();
+        async move {
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&watcher)
+            .await
+            .unwrap();
+            count
+        }
+    };
+    let mut left = waiting().await;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while left > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = waiting().await;
+    }
+    assert_eq!(left, 0, "the abandoned look-up still waits in PostgreSQL");
+
+    held.rollback().await.unwrap();
+    let answer = client
+        .lookup(with_token(
+            lookup_request(PERSON, "enforcement"),
+            "court-deadline-token",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(answer.code(), Code::NotFound);
+    watcher.close().await;
+    locker.close().await.unwrap();
+    gateway.stop().await;
+    database.remove(store).await;
+}

@@ -82,6 +82,9 @@ impl From<GatewayError> for Status {
     /// only whether to retry.
     fn from(error: GatewayError) -> Self {
         match &error {
+            GatewayError::Store(inner) if inner.is_statement_timeout() => {
+                Status::deadline_exceeded("the call's deadline passed; its query was stopped")
+            }
             GatewayError::Store(inner) if inner.is_retryable() => {
                 tracing::warn!(%error, "Store unavailable for a request.");
                 Status::unavailable("the store is unavailable; retry later")

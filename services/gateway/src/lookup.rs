@@ -2,6 +2,7 @@
 //! latest pay, each field as the caller's policy grants it.
 
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use blockhub_merger::Store;
 use blockhub_merger::store::{StoredPayment, StoredRosterEntry};
@@ -47,17 +48,15 @@ impl LookupService {
         id: &CitizenId,
         grant: &Grant,
         with_provenance: bool,
+        deadline: Option<Instant>,
     ) -> Result<Option<LookupReply>, GatewayError> {
-        let mut entries = self.store.roster_entries_of(id).await?;
+        let within = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let (mut entries, latest) = self.store.person_facts(id, within).await?;
         entries.retain(|entry| grant.sees_unit(&entry.unit_code));
         // Scope applies to the payment's unit too. TODO(scope): a scoped
         // caller whose unit did not pay last gets no payment rather than
         // its own unit's latest; a store query by unit would resolve it.
-        let latest = self
-            .store
-            .latest_payment_of(id)
-            .await?
-            .filter(|payment| grant.sees_unit(&payment.unit_code));
+        let latest = latest.filter(|payment| grant.sees_unit(&payment.unit_code));
         if entries.is_empty() && latest.is_none() {
             return Ok(None);
         }
@@ -149,6 +148,25 @@ fn payment(stored: StoredPayment, with_provenance: bool) -> Payment {
     }
 }
 
+/// When the caller stops waiting, from its `grpc-timeout` header (such as
+/// `500m`: a number and a unit, H M S m u n).
+pub fn deadline_of(metadata: &tonic::metadata::MetadataMap) -> Option<Instant> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let split = text.len().checked_sub(1)?;
+    let (number, unit) = (text.get(..split)?, text.get(split..)?);
+    let number: u64 = number.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(number.saturating_mul(3600)),
+        "M" => Duration::from_secs(number.saturating_mul(60)),
+        "S" => Duration::from_secs(number),
+        "m" => Duration::from_millis(number),
+        "u" => Duration::from_micros(number),
+        "n" => Duration::from_nanos(number),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
+}
+
 type ResultStream = Pin<Box<dyn Stream<Item = Result<BatchLookupResult, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -176,8 +194,9 @@ impl PersonLookup for LookupService {
                 return Err(Status::invalid_argument(error.to_string()));
             }
         };
+        let deadline = deadline_of(request.metadata());
         let reply = self
-            .person(&id, &admitted.grant, body.provenance)
+            .person(&id, &admitted.grant, body.provenance, deadline)
             .await
             .map_err(Status::from)?;
         self.access
@@ -205,6 +224,7 @@ impl PersonLookup for LookupService {
                 &body.case_number,
             )
             .await?;
+        let deadline = deadline_of(request.metadata());
         let body = request.into_inner();
         if body.citizen_ids.len() > MAX_BATCH {
             self.access.record(&admitted, 0).await?;
@@ -216,7 +236,13 @@ impl PersonLookup for LookupService {
         let service = self.clone();
         tokio::spawn(async move {
             let outcome = service
-                .stream_batch(&admitted, body.citizen_ids, body.provenance, &sender)
+                .stream_batch(
+                    &admitted,
+                    body.citizen_ids,
+                    body.provenance,
+                    deadline,
+                    &sender,
+                )
                 .await;
             if let Err(status) = outcome {
                 let _ = sender.send(Err(status)).await;
@@ -234,6 +260,7 @@ impl LookupService {
         admitted: &Admitted,
         ids: Vec<String>,
         with_provenance: bool,
+        deadline: Option<Instant>,
         sender: &tokio::sync::mpsc::Sender<Result<BatchLookupResult, Status>>,
     ) -> Result<(), Status> {
         let mut found_total = 0;
@@ -250,7 +277,7 @@ impl LookupService {
                     },
                     Ok(id) => {
                         let reply = self
-                            .person(&id, &admitted.grant, with_provenance)
+                            .person(&id, &admitted.grant, with_provenance, deadline)
                             .await
                             .map_err(Status::from)?;
                         BatchLookupResult {
@@ -285,5 +312,29 @@ impl LookupService {
             "Batch look-up answered."
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_become_deadlines() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        assert!(deadline_of(&metadata).is_none());
+        for (text, expected) in [("500m", 500), ("2S", 2000), ("1M", 60_000), ("3000000n", 3)] {
+            metadata.insert("grpc-timeout", text.parse().unwrap());
+            let left = deadline_of(&metadata).unwrap() - Instant::now();
+            let expected = Duration::from_millis(expected);
+            assert!(
+                left <= expected && left + Duration::from_millis(50) >= expected,
+                "{text}"
+            );
+        }
+        for bad in ["", "m", "5x", "-5m"] {
+            metadata.insert("grpc-timeout", bad.parse().unwrap());
+            assert!(deadline_of(&metadata).is_none(), "{bad}");
+        }
     }
 }

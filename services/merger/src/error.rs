@@ -51,6 +51,18 @@ pub enum MergerError {
 }
 
 impl MergerError {
+    /// Whether PostgreSQL stopped the statement at its deadline
+    /// (SQLSTATE 57014, query_canceled).
+    pub fn is_statement_timeout(&self) -> bool {
+        match self {
+            Self::Query {
+                source: sqlx::Error::Database(db),
+                ..
+            } => db.code().as_deref() == Some("57014"),
+            _ => false,
+        }
+    }
+
     /// Whether retrying later can help.
     pub fn is_retryable(&self) -> bool {
         match self {

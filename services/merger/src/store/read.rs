@@ -217,48 +217,43 @@ pub const FACT_TABLES: [&str; 8] = [
 ];
 
 impl Store {
+    /// The person's roster entries and latest payment, as a look-up needs
+    /// them. With `within`, PostgreSQL stops the queries itself when that
+    /// time has passed (a statement timeout), so that a caller who gave up
+    /// leaves no query running behind it; SQLite's point queries stop when
+    /// the call is dropped.
+    pub async fn person_facts(
+        &self,
+        id: &CitizenId,
+        within: Option<std::time::Duration>,
+    ) -> Result<(Vec<StoredRosterEntry>, Option<StoredPayment>), MergerError> {
+        match (self.backend, within) {
+            (super::Backend::Postgres, Some(within)) => {
+                let mut tx = self.pool.begin().await.map_err(query("begin a look-up"))?;
+                let millis = within.as_millis().clamp(1, i32::MAX as u128);
+                // SET takes no bind parameters; the value is a number.
+                sqlx::query(&format!("SET LOCAL statement_timeout = {millis}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query("set the look-up's deadline"))?;
+                let entries = roster_entries(&mut *tx, id).await?;
+                let payment = latest_payment(&mut *tx, id).await?;
+                tx.commit().await.map_err(query("end a look-up"))?;
+                Ok((entries, payment))
+            }
+            _ => Ok((
+                roster_entries(&self.pool, id).await?,
+                latest_payment(&self.pool, id).await?,
+            )),
+        }
+    }
+
     /// The person's roster entries, active first.
     pub async fn roster_entries_of(
         &self,
         id: &CitizenId,
     ) -> Result<Vec<StoredRosterEntry>, MergerError> {
-        let rows: Vec<RosterRow> = sqlx::query_as(
-            "SELECT r.unit_code, \
-               COALESCE(NULLIF(r.unit_name, ''), u.unit_name, '') AS unit_name, \
-               r.name, r.post_category, r.post_category_label, r.employment_form, \
-               r.hire_date, r.contract_start, r.contract_end, r.contract_open_ended, \
-               r.status, r.status_label, r.left_on, r.source_system, \
-               r.source_location AS location, r.source_position AS position, r.event_id, \
-               r.observed_at \
-             FROM roster_entries r LEFT JOIN units u ON u.unit_code = r.unit_code \
-             WHERE r.citizen_id = $1 AND r.deleted = 0 \
-             ORDER BY CASE WHEN r.status = '在职' THEN 0 ELSE 1 END, r.hire_date DESC, \
-               r.unit_code",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query("read roster entries"))?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(StoredRosterEntry {
-                    unit_code: row.unit_code,
-                    unit_name: row.unit_name,
-                    name: row.name,
-                    post_category: row.post_category,
-                    post_category_label: row.post_category_label,
-                    employment_form: row.employment_form,
-                    hire_date: stored_date("hire_date", row.hire_date)?,
-                    contract_start: stored_date("contract_start", row.contract_start)?,
-                    contract_end: stored_date("contract_end", row.contract_end)?,
-                    contract_open_ended: row.contract_open_ended != 0,
-                    status: row.status,
-                    status_label: row.status_label,
-                    left_on: stored_date("left_on", row.left_on)?,
-                    provenance: row.provenance,
-                })
-            })
-            .collect()
+        roster_entries(&self.pool, id).await
     }
 
     /// The person's latest payment: the newest month; within a month, the
@@ -267,40 +262,8 @@ impl Store {
         &self,
         id: &CitizenId,
     ) -> Result<Option<StoredPayment>, MergerError> {
-        let row: Option<PaymentRow> = sqlx::query_as(
-            "SELECT p.pay_month, p.unit_code, p.name, \
-               COALESCE(NULLIF(p.unit_name, ''), u.unit_name, '') AS unit_name, \
-               p.gross_cents, p.net_cents, p.source_system, \
-               p.source_location AS location, p.source_position AS position, p.event_id, \
-               p.observed_at \
-             FROM payroll_payments p LEFT JOIN units u ON u.unit_code = p.unit_code \
-             WHERE p.citizen_id = $1 AND p.deleted = 0 \
-             ORDER BY p.pay_month DESC, COALESCE(p.net_cents, p.gross_cents, 0) DESC, \
-               p.unit_code \
-             LIMIT 1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(query("read the latest payment"))?;
-        row.map(|row| {
-            let month = Month::from_number(row.pay_month as i32).ok_or(MergerError::Corrupt {
-                column: "pay_month",
-                reason: format!("{} is not a month", row.pay_month),
-            })?;
-            Ok(StoredPayment {
-                month,
-                unit_code: row.unit_code,
-                name: row.name,
-                unit_name: row.unit_name,
-                gross: row.gross_cents.map(|cents| Decimal::new(cents, 2)),
-                net: row.net_cents.map(|cents| Decimal::new(cents, 2)),
-                provenance: row.provenance,
-            })
-        })
-        .transpose()
+        latest_payment(&self.pool, id).await
     }
-
     /// The most recent dead letters, newest first, optionally of one
     /// source system only.
     pub async fn dead_letters(
@@ -497,4 +460,88 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// The person's roster entries, active first.
+async fn roster_entries<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &CitizenId,
+) -> Result<Vec<StoredRosterEntry>, MergerError> {
+    let rows: Vec<RosterRow> = sqlx::query_as(
+        "SELECT r.unit_code, \
+               COALESCE(NULLIF(r.unit_name, ''), u.unit_name, '') AS unit_name, \
+               r.name, r.post_category, r.post_category_label, r.employment_form, \
+               r.hire_date, r.contract_start, r.contract_end, r.contract_open_ended, \
+               r.status, r.status_label, r.left_on, r.source_system, \
+               r.source_location AS location, r.source_position AS position, r.event_id, \
+               r.observed_at \
+             FROM roster_entries r LEFT JOIN units u ON u.unit_code = r.unit_code \
+             WHERE r.citizen_id = $1 AND r.deleted = 0 \
+             ORDER BY CASE WHEN r.status = '在职' THEN 0 ELSE 1 END, r.hire_date DESC, \
+               r.unit_code",
+    )
+    .bind(id.as_str())
+    .fetch_all(executor)
+    .await
+    .map_err(query("read roster entries"))?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(StoredRosterEntry {
+                unit_code: row.unit_code,
+                unit_name: row.unit_name,
+                name: row.name,
+                post_category: row.post_category,
+                post_category_label: row.post_category_label,
+                employment_form: row.employment_form,
+                hire_date: stored_date("hire_date", row.hire_date)?,
+                contract_start: stored_date("contract_start", row.contract_start)?,
+                contract_end: stored_date("contract_end", row.contract_end)?,
+                contract_open_ended: row.contract_open_ended != 0,
+                status: row.status,
+                status_label: row.status_label,
+                left_on: stored_date("left_on", row.left_on)?,
+                provenance: row.provenance,
+            })
+        })
+        .collect()
+}
+
+/// The person's latest payment: the newest month; within a month, the
+/// largest net pay (a person paid by two units shows the main one).
+async fn latest_payment<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &CitizenId,
+) -> Result<Option<StoredPayment>, MergerError> {
+    let row: Option<PaymentRow> = sqlx::query_as(
+        "SELECT p.pay_month, p.unit_code, p.name, \
+               COALESCE(NULLIF(p.unit_name, ''), u.unit_name, '') AS unit_name, \
+               p.gross_cents, p.net_cents, p.source_system, \
+               p.source_location AS location, p.source_position AS position, p.event_id, \
+               p.observed_at \
+             FROM payroll_payments p LEFT JOIN units u ON u.unit_code = p.unit_code \
+             WHERE p.citizen_id = $1 AND p.deleted = 0 \
+             ORDER BY p.pay_month DESC, COALESCE(p.net_cents, p.gross_cents, 0) DESC, \
+               p.unit_code \
+             LIMIT 1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(executor)
+    .await
+    .map_err(query("read the latest payment"))?;
+    row.map(|row| {
+        let month = Month::from_number(row.pay_month as i32).ok_or(MergerError::Corrupt {
+            column: "pay_month",
+            reason: format!("{} is not a month", row.pay_month),
+        })?;
+        Ok(StoredPayment {
+            month,
+            unit_code: row.unit_code,
+            name: row.name,
+            unit_name: row.unit_name,
+            gross: row.gross_cents.map(|cents| Decimal::new(cents, 2)),
+            net: row.net_cents.map(|cents| Decimal::new(cents, 2)),
+            provenance: row.provenance,
+        })
+    })
+    .transpose()
 }
