@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
-use blockhub_gateway::proto::{LookupReply, LookupRequest, Provenance};
+use blockhub_gateway::proto::{BatchLookupRequest, LookupReply, LookupRequest, Provenance};
 use clap::Args;
 use serde_json::json;
 use tonic::Code;
@@ -18,7 +18,13 @@ use crate::config::DataDir;
 #[derive(Debug, Args)]
 pub struct LookupArgs {
     /// The citizen ID (18 digits, or the legacy 15).
-    pub citizen_id: String,
+    #[arg(required_unless_present = "ids_file")]
+    pub citizen_id: Option<String>,
+    /// Look up every ID in this file (one per line; blank lines and lines
+    /// starting with # are skipped) in one batch; prints one JSON object
+    /// per ID, in file order.
+    #[arg(long, conflicts_with = "citizen_id")]
+    pub ids_file: Option<std::path::PathBuf>,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
@@ -134,40 +140,67 @@ pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
             String::new()
         }
     });
-    let request = authorised(
-        LookupRequest {
-            citizen_id: args.citizen_id.clone(),
+    let operator = operator_name(args.operator.as_deref());
+    let case_number = args.case_number.clone().unwrap_or_default();
+    if let Some(file) = &args.ids_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let lines: Vec<(usize, String)> = text
+            .lines()
+            .enumerate()
+            .map(|(n, line)| (n + 1, line.trim().to_string()))
+            .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+            .collect();
+        let message = BatchLookupRequest {
+            citizen_ids: lines.iter().map(|(_, id)| id.clone()).collect(),
             provenance: args.provenance,
             purpose,
-            case_number: args.case_number.clone().unwrap_or_default(),
+            case_number,
+        };
+        let request = with_operator(authorised(message, token.as_deref())?, &operator);
+        let mut stream = match PersonLookupClient::new(channel).batch_lookup(request).await {
+            Ok(stream) => stream.into_inner(),
+            Err(status) => return Ok(refused(&status, args.client.token.is_some())),
+        };
+        let mut missing = 0;
+        loop {
+            let result = match stream.message().await {
+                Ok(Some(result)) => result,
+                Ok(None) => break,
+                Err(status) => return Ok(refused(&status, args.client.token.is_some())),
+            };
+            let line = lines.get(result.index as usize).map_or(0, |(n, _)| *n);
+            let mut object = json!({"line": line, "outcome": result.outcome});
+            if let Some(reply) = &result.reply {
+                object["answer"] = reply_json(reply);
+            } else {
+                missing += 1;
+            }
+            if !result.error.is_empty() {
+                object["error"] = json!(result.error);
+            }
+            println!("{object}");
+        }
+        return Ok(if missing == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
+    }
+    let citizen_id = args.citizen_id.clone().unwrap_or_default();
+    let request = authorised(
+        LookupRequest {
+            citizen_id,
+            provenance: args.provenance,
+            purpose,
+            case_number,
         },
         token.as_deref(),
     )?;
-    let request = with_operator(request, &operator_name(args.operator.as_deref()));
+    let request = with_operator(request, &operator);
     let reply = match PersonLookupClient::new(channel).lookup(request).await {
         Ok(reply) => reply.into_inner(),
-        Err(status) => {
-            let hint = match status.code() {
-                Code::NotFound | Code::InvalidArgument => String::new(),
-                Code::Unauthenticated if args.client.token.is_some() => {
-                    "; check the token (tokens issued after the gateway started take effect \
-                     when it restarts)"
-                        .into()
-                }
-                Code::Unauthenticated => "; pass --token or BLOCKHUB_TOKEN".into(),
-                Code::PermissionDenied => {
-                    "; the gateway's policy decides what each department may ask".into()
-                }
-                Code::Unavailable => "; the gateway or its store is unavailable, try again".into(),
-                _ => String::new(),
-            };
-            eprintln!("lookup: {}{hint}", status.message());
-            return Ok(ExitCode::from(match status.code() {
-                Code::NotFound => 3,
-                Code::Unauthenticated | Code::PermissionDenied => 4,
-                _ => 5,
-            }));
-        }
+        Err(status) => return Ok(refused(&status, args.client.token.is_some())),
     };
     if args.json {
         println!("{}", serde_json::to_string(&reply_json(&reply))?);
@@ -175,6 +208,30 @@ pub async fn run(data: &DataDir, args: LookupArgs) -> Result<ExitCode> {
         print_reply(&reply);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says why the gateway refused, with what to do, and the exit code.
+fn refused(status: &tonic::Status, token_given: bool) -> ExitCode {
+    let hint = match status.code() {
+        Code::NotFound | Code::InvalidArgument => String::new(),
+        Code::Unauthenticated if token_given => {
+            "; check the token (tokens issued after the gateway started take effect \
+             when it restarts)"
+                .into()
+        }
+        Code::Unauthenticated => "; pass --token or BLOCKHUB_TOKEN".into(),
+        Code::PermissionDenied => {
+            "; the gateway's policy decides what each department may ask".into()
+        }
+        Code::Unavailable => "; the gateway or its store is unavailable, try again".into(),
+        _ => String::new(),
+    };
+    eprintln!("lookup: {}{hint}", status.message());
+    ExitCode::from(match status.code() {
+        Code::NotFound => 3,
+        Code::Unauthenticated | Code::PermissionDenied => 4,
+        _ => 5,
+    })
 }
 
 /// The reply as JSON, with the employer (the unit of the active post) and
