@@ -270,7 +270,20 @@ impl Staff for OfficeService {
             .history_of(id.as_str())
             .await
             .map_err(GatewayError::from)?;
-        items.retain(|item| item.unit_code.is_empty() || grant.sees_unit(&item.unit_code));
+        // Pay and contributions need the pay field; roster rows, pension
+        // starts and placements the posts field. A scoped caller sees only
+        // items of its units (a pension start, of no unit, is not one).
+        items.retain(|item| {
+            let field = match item.fact.as_str() {
+                "payroll" | "contribution" => Field::LatestPayment,
+                _ => Field::Posts,
+            };
+            let in_scope = match &grant.units {
+                None => true,
+                Some(units) => units.contains(&item.unit_code),
+            };
+            grant.fields.has(field) && in_scope
+        });
         self.access.record(&admitted, items.len()).await?;
         info!(department = %grant.department, person = %id, items = items.len(), "History read.");
         Ok(Response::new(HistoryReply {
