@@ -16,21 +16,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use blockhub_benches::Backends;
 use blockhub_connector::publish::Publisher;
 use blockhub_merger::{MergerConfig, Store};
-use blockhub_model::{
-    CitizenId, CreditCode, Envelope, Event, Fact, Month, Operation, PayrollPayment,
-};
+use blockhub_model::{Envelope, Event, Fact, Operation, PayrollPayment};
 use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up_within};
-use clap::{Parser, ValueEnum};
-use rust_decimal::Decimal;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Backends {
-    Sqlite,
-    Postgres,
-    Both,
-}
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -42,33 +33,10 @@ struct Args {
     backend: Backends,
 }
 
-const UNITS: [&str; 3] = [
-    "113306817034236675",
-    "11330681777412151D",
-    "113306817601895554",
-];
-
-/// The n-th generated payment: person n / 12, month n % 12 of 2026.
+/// The n-th generated payment: person n / 12, month n % 12 + 1 of 2026.
 fn payment(n: u64) -> Result<PayrollPayment> {
-    let person = n / 12;
-    let birth = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("epoch")?
-        + chrono::Days::new(person % 12_000);
-    let body = format!(
-        "330681{}{:03}",
-        birth.format("%Y%m%d"),
-        (person / 12_000) % 1000
-    );
     let month = u32::try_from(n % 12).context("month")? + 1;
-    Ok(PayrollPayment {
-        citizen_id: CitizenId::from_body(&body)?,
-        name: format!("员工{person}"),
-        unit_code: CreditCode::parse(UNITS[(person % 3) as usize])?,
-        unit_name: "诸暨市测试单位".into(),
-        month: Month::new(2026, month).context("month")?,
-        gross: Some(Decimal::new(500_000 + (n % 997) as i64, 2)),
-        net: Some(Decimal::new(410_000 + (n % 991) as i64, 2)),
-        fund_source: "财政拨款".into(),
-    })
+    blockhub_benches::payment(n / 12, month)
 }
 
 fn envelope(n: u64) -> Envelope {
@@ -157,11 +125,7 @@ async fn through_merger(
 async fn main() -> Result<()> {
     let args = Args::parse();
     let rows = args.persons * 12;
-    let backends: Vec<(&str, Backend)> = match args.backend {
-        Backends::Sqlite => vec![("sqlite", Backend::Sqlite)],
-        Backends::Postgres => vec![("postgres", Backend::Postgres)],
-        Backends::Both => vec![("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)],
-    };
+    let backends = args.backend.selected();
     let broker = TestBroker::start().await;
     println!("persons {} payments {rows}", args.persons);
     println!(
