@@ -398,6 +398,7 @@ async fn call(
         "Staff.History" => {
             let message = HistoryRequest {
                 citizen_id: id.into(),
+                ..Default::default()
             };
             let reply = staff
                 .history(request(message, department, purpose))
@@ -544,6 +545,42 @@ async fn matrix(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(a.message(), b.message());
+
+    // A history comes in pages, each recorded with what it returned.
+    let mut staff = StaffClient::new(channel.clone());
+    let (mut token, mut pages, mut items) = (String::new(), 0, 0);
+    loop {
+        let message = HistoryRequest {
+            citizen_id: PERSON.into(),
+            page_size: 5,
+            page_token: token.clone(),
+        };
+        let reply = staff
+            .history(request(message, "staffing", "staff-management"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(reply.items.len() <= 5);
+        pages += 1;
+        items += reply.items.len();
+        if reply.next_page_token.is_empty() {
+            break;
+        }
+        token = reply.next_page_token;
+    }
+    let whole = store.history_of(PERSON).await.unwrap().len();
+    assert_eq!(items, whole);
+    assert_eq!(pages, whole.div_ceil(5));
+    let message = HistoryRequest {
+        citizen_id: PERSON.into(),
+        page_size: 5,
+        page_token: "not-a-token".into(),
+    };
+    let bad = staff
+        .history(request(message, "staffing", "staff-management"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
 
     alerts_stream_in_scope(&store, &settings, &channel).await;
 

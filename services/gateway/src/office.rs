@@ -12,7 +12,7 @@ use blockhub_model::CitizenId;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::access::Access;
+use crate::access::{Access, Admitted};
 use crate::error::GatewayError;
 use crate::policy::{Field, Grant};
 use crate::proto::alerts_server::Alerts;
@@ -37,6 +37,23 @@ impl OfficeService {
     /// A service reading `store`, gated by `access`.
     pub fn new(store: Store, access: Access) -> Self {
         Self { store, access }
+    }
+
+    /// Offset and limit of an admitted call; a page token this service
+    /// did not give ends the call, recorded like any other.
+    async fn paged(
+        &self,
+        admitted: &Admitted,
+        token: &str,
+        size: u32,
+    ) -> Result<(i64, i64), Status> {
+        match page(token, size) {
+            Ok(paged) => Ok(paged),
+            Err(status) => {
+                self.access.record(admitted, 0).await?;
+                Err(status)
+            }
+        }
     }
 }
 
@@ -104,7 +121,9 @@ impl Alerts for OfficeService {
             self.access.record(&admitted, 0).await?;
             return Err(Status::permission_denied("that unit is not in your scope"));
         }
-        let (offset, limit) = page(&request.page_token, request.page_size)?;
+        let (offset, limit) = self
+            .paged(&admitted, &request.page_token, request.page_size)
+            .await?;
         let filter = AlertFilter {
             kind: none_if_empty(&request.kind),
             unit_code: none_if_empty(&request.unit_code),
@@ -185,7 +204,9 @@ impl Staff for OfficeService {
             self.access.record(&admitted, 0).await?;
             return Err(Status::permission_denied("that unit is not in your scope"));
         }
-        let (offset, limit) = page(&request.page_token, request.page_size)?;
+        let (offset, limit) = self
+            .paged(&admitted, &request.page_token, request.page_size)
+            .await?;
         let filter = StaffFilter {
             unit_code: request.unit_code.clone(),
             post_category: none_if_empty(&request.post_category),
@@ -284,9 +305,22 @@ impl Staff for OfficeService {
             };
             grant.fields.has(field) && in_scope
         });
+        // A person's history is short next to a unit's staff list, so it
+        // is read whole and paged here, keeping every reply far below the
+        // message size limit.
+        let (offset, limit) = self
+            .paged(
+                &admitted,
+                &request.get_ref().page_token,
+                request.get_ref().page_size,
+            )
+            .await?;
+        let mut items: Vec<_> = items.into_iter().skip(offset as usize).collect();
+        let next_page_token = next_token(&mut items, offset, limit);
         self.access.record(&admitted, items.len()).await?;
         info!(department = %grant.department, person = %id, items = items.len(), "History read.");
         Ok(Response::new(HistoryReply {
+            next_page_token,
             items: items
                 .into_iter()
                 .map(|item| HistoryItem {
