@@ -68,6 +68,13 @@ impl GatewayFlags {
             .unwrap_or_else(|| data.path("tokens.toml"))
     }
 
+    /// The policy file in use.
+    pub fn policy_path(&self, data: &DataDir) -> PathBuf {
+        self.gateway_policy
+            .clone()
+            .unwrap_or_else(|| data.path("gateway-policy.toml"))
+    }
+
     /// Everything the gateway needs besides its store. Writes the shipped
     /// policy and an audit key into the data directory when they are
     /// missing there (never over a file named by a flag).

@@ -191,6 +191,10 @@ async fn serve(
         blockhub_rules::ALERTS_TOPIC
     );
     println!(
+        "  policy   {} (who may see what; re-read when it changes)",
+        args.gateway.policy_path(data).display()
+    );
+    println!(
         "  audit    every gateway decision chained in the store (blockhub audit verify), \
          copied to topic {}{}",
         kafka.topic_prefix,
