@@ -1407,6 +1407,23 @@ async fn deadlines_stop_their_query_on_postgres() {
         left = waiting().await;
     }
     assert_eq!(left, 0, "the abandoned look-up still waits in PostgreSQL");
+    // The decision was made, so it is on record, with nothing shared.
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        entries = store.audit_entries(0, 10).await.unwrap();
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].decision, "allowed");
+    assert_eq!(entries[0].result_count, 0);
+    assert!(
+        entries[0].reason.contains("before answering"),
+        "{}",
+        entries[0].reason
+    );
 
     held.rollback().await.unwrap();
     let answer = client

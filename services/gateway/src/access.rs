@@ -158,7 +158,7 @@ type Pending = (Vec<AuditDraft>, oneshot::Sender<Result<(), String>>);
 
 /// Appends audit entries, many calls' entries to one transaction when
 /// calls arrive together (group commit), each caller waiting for its own.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuditWriter {
     sender: mpsc::Sender<Pending>,
 }
@@ -216,6 +216,37 @@ pub struct Admitted {
     /// The grant.
     pub grant: Grant,
     draft: AuditDraft,
+    unrecorded: Arc<Unrecorded>,
+}
+
+/// Records an admitted call that ended without any entry (its caller gave
+/// up, or its deadline passed, before it answered): the decision was
+/// made, so it is kept too, with nothing shared.
+#[derive(Debug)]
+struct Unrecorded {
+    recorded: std::sync::atomic::AtomicBool,
+    draft: AuditDraft,
+    audit: AuditWriter,
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        if self.recorded.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut draft = self.draft.clone();
+        draft.at = chrono::Utc::now().timestamp_millis();
+        draft.reason = "ended before answering: cancelled, past its deadline, or failed".into();
+        let audit = self.audit.clone();
+        runtime.spawn(async move {
+            if let Err(reason) = audit.write(vec![draft]).await {
+                warn!(%reason, "An abandoned call could not be recorded.");
+            }
+        });
+    }
 }
 
 /// The gateway's gate: policy, rate limits and audit.
@@ -301,7 +332,16 @@ impl Access {
             Ok(grant) => {
                 draft.decision = "allowed".into();
                 draft.fields = grant.fields.describe();
-                Ok(Admitted { grant, draft })
+                let unrecorded = Arc::new(Unrecorded {
+                    recorded: std::sync::atomic::AtomicBool::new(false),
+                    draft: draft.clone(),
+                    audit: self.audit.clone(),
+                });
+                Ok(Admitted {
+                    grant,
+                    draft,
+                    unrecorded,
+                })
             }
             Err(denial) => {
                 draft.reason = denial.reason().to_string();
@@ -336,6 +376,11 @@ impl Access {
             Status::unavailable(
                 "the call could not be recorded in the audit log; nothing was shared",
             )
-        })
+        })?;
+        admitted
+            .unrecorded
+            .recorded
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 }
