@@ -200,9 +200,20 @@ pub async fn wait_caught_up(config: &MergerConfig, store: &Store) {
 pub async fn wait_caught_up_within(config: &MergerConfig, store: &Store, limit: Duration) {
     let started = Instant::now();
     loop {
-        let lag = blockhub_merger::lag(config, store)
-            .await
-            .expect("measure lag");
+        // A broker busy under a long load may let one metadata request
+        // time out; only a lag that cannot be measured until the limit
+        // fails the wait.
+        let lag = match blockhub_merger::lag(config, store).await {
+            Ok(lag) => lag,
+            Err(error) => {
+                assert!(
+                    started.elapsed() < limit,
+                    "lag could not be measured: {error}"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         let written: i64 = lag.iter().map(|p| p.high_watermark).sum();
         if written > 0 && lag.iter().all(|p| p.lag() == 0) {
             return;
