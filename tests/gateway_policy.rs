@@ -1329,6 +1329,41 @@ async fn subscriptions_resume_without_gap_or_duplicate() {
         ("HEARTBEAT", last_cursor.as_str())
     );
 
+    // The policy withdraws the method: the open stream ends, on record.
+    let withdrawn = blockhub_gateway::DEFAULT_POLICY.replace(
+        "[departments.staffing]\nmethods = [\n    \"PersonLookup.Lookup\", \
+         \"PersonLookup.BatchLookup\", \"Changes.Subscribe\",",
+        "[departments.staffing]\nmethods = [\n    \"PersonLookup.Lookup\", \
+         \"PersonLookup.BatchLookup\",",
+    );
+    assert_ne!(withdrawn, blockhub_gateway::DEFAULT_POLICY);
+    std::fs::write(&gateway.policy_file, &withdrawn).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match quiet.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without saying why"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends once the policy withdraws it");
+    assert_eq!(ended.code(), Code::PermissionDenied);
+    assert!(
+        ended.message().contains("no longer allows"),
+        "{}",
+        ended.message()
+    );
+    let revoked = store.audit_entries(0, 100_000).await.unwrap();
+    assert!(
+        revoked
+            .iter()
+            .any(|e| e.reason.starts_with("no longer allowed"))
+    );
+    std::fs::write(&gateway.policy_file, blockhub_gateway::DEFAULT_POLICY).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
     // Cursors that do not fit: another layout, a position never reached,
     // something invented.
     let refused = |cursor: &str| {

@@ -360,6 +360,35 @@ impl Access {
         }
     }
 
+    /// What `admitted` is granted under the policy in force now: a
+    /// long-lived call (a subscription) checks it again as it goes, so
+    /// that narrowing or revoking a grant reaches callers already
+    /// connected.
+    pub fn regrant(&self, admitted: &Admitted) -> Result<Grant, Denial> {
+        let draft = &admitted.draft;
+        self.policy.current().authorize(
+            &draft.department,
+            &draft.method,
+            &draft.purpose,
+            &draft.case_number,
+        )
+    }
+
+    /// Records that the policy in force no longer allows `admitted` to go
+    /// on, and the status that ends it.
+    pub async fn revoke(&self, admitted: &Admitted, denial: &Denial) -> Status {
+        let mut draft = admitted.draft.clone();
+        draft.at = chrono::Utc::now().timestamp_millis();
+        draft.decision = "denied".into();
+        draft.fields.clear();
+        draft.reason = format!("no longer allowed: {}", denial.reason());
+        self.record_denial(draft.clone()).await;
+        Status::permission_denied(format!(
+            "the gateway's policy no longer allows this call: {}",
+            denial.reason()
+        ))
+    }
+
     async fn record_denial(&self, draft: AuditDraft) {
         if let Err(reason) = self.audit.write(vec![draft]).await {
             warn!(%reason, "A denial could not be recorded; the call is refused all the same.");

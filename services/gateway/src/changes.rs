@@ -332,6 +332,21 @@ impl Follower {
         let department = self.admitted.grant.department.clone();
         let mut last_sent = Instant::now();
         loop {
+            // The policy may have changed since the last batch: narrowed,
+            // the stream goes on masked anew; revoked, it ends.
+            match self.access.regrant(&self.admitted) {
+                Ok(grant) if grant == self.admitted.grant => {}
+                Ok(grant) => {
+                    info!(%department, "Subscription's grant changed with the policy.");
+                    self.admitted.grant = grant;
+                }
+                Err(denial) => {
+                    let status = self.access.revoke(&self.admitted, &denial).await;
+                    info!(%department, "Subscription ended: the policy no longer allows it.");
+                    let _ = sender.send(Err(status)).await;
+                    return;
+                }
+            }
             let wait = self.heartbeat.saturating_sub(last_sent.elapsed());
             let mut batch = Vec::new();
             let received = tokio::select! {
