@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use blockhub::commands::audit::AuditCommand;
 use blockhub::commands::gateway::GatewayFlags;
 use blockhub::commands::up::{UpArgs, run_until};
 use blockhub::config::DataDir;
@@ -196,6 +197,58 @@ async fn up_runs_the_hub_from_a_data_directory() {
                 && entry["result_count"] == 1
         },
     );
+
+    // The chain alone cannot show that its newest entry was deleted; the
+    // copy on the audit topic does, and `audit verify` compares the two.
+    let verify = || {
+        blockhub::commands::audit::run(
+            &data,
+            AuditCommand::Verify {
+                store: StoreArgs { database_url: None },
+                broker: BrokerArgs {
+                    brokers: None,
+                    topic_prefix: None,
+                    partitions: 3,
+                    replication: 1,
+                },
+            },
+        )
+    };
+    assert_eq!(verify().await.unwrap(), std::process::ExitCode::SUCCESS);
+    let store = blockhub_merger::Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("store.db").display()
+    ))
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    while !store.unpublished_audit(1).await.unwrap().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "audit never published"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let newest = store.audit_tail(1).await.unwrap()[0].seq;
+    let pool = sqlx::AnyPool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("store.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq = $1")
+        .bind(newest)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let chain_only = store
+        .verify_audit(&data.audit_key().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(chain_only.broken, None, "the chain alone does not see it");
+    assert_eq!(verify().await.unwrap(), std::process::ExitCode::from(1));
+    pool.close().await;
+    store.close().await;
 
     let _ = stop.send(());
     let code = tokio::time::timeout(Duration::from_secs(30), hub)

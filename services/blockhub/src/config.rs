@@ -192,6 +192,18 @@ pub fn add_token(tokens_file: &Path, department: &str, token: &str) -> Result<()
 
 /// Pins a client certificate (its SHA-256 fingerprint) to a department.
 pub fn add_certificate(tokens_file: &Path, department: &str, fingerprint: &str) -> Result<()> {
+    if let Ok(text) = fs::read_to_string(tokens_file)
+        && let Ok(file) = toml::from_str::<TokensFile>(&text)
+        && let Some(pinned) = file.certificate.iter().find(|c| c.sha256 == fingerprint)
+    {
+        if pinned.department == department {
+            bail!("that certificate already acts for {department}");
+        }
+        bail!(
+            "that certificate already acts for {}; a certificate acts for one department only",
+            pinned.department
+        );
+    }
     edit_tokens(tokens_file, department, |file| {
         file.certificate.push(CertificateEntry {
             department: department.to_string(),

@@ -80,6 +80,17 @@ impl StoreArgs {
     /// what a hub built: without --database-url, the data directory must
     /// hold a hub's store.
     pub async fn open_existing(&self, data: &config::DataDir) -> anyhow::Result<Store> {
+        if let Some(url) = &self.database_url
+            && let Some(file) = url.strip_prefix("sqlite://")
+        {
+            let file = file.split('?').next().unwrap_or(file);
+            if !std::path::Path::new(file).exists() {
+                anyhow::bail!(
+                    "no store at {file}: check --database-url (a command that reads the store \
+                     never creates one)"
+                );
+            }
+        }
         if self.database_url.is_none() && !data.store_file().exists() {
             anyhow::bail!(
                 "no store in data directory {} (no hub has run there): pass the hub's \
@@ -153,6 +164,9 @@ pub enum Command {
     /// The gateway's audit log: verify its chain, show recent entries.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// The gateway's sharing policy: print the shipped one, check a file.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 impl Command {

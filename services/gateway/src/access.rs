@@ -97,6 +97,7 @@ impl PolicyHandle {
                 true
             }
             Err(error) => {
+                let error = blockhub_model::error_chain(&error);
                 error!(
                     %error,
                     "Gateway policy file refused; the policy in force stays until it is fixed."

@@ -159,10 +159,15 @@ pub fn authenticate(
             request.extensions_mut().insert(caller);
             return Ok(request);
         }
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+        let presented = request.peer_certs().is_some_and(|certs| !certs.is_empty());
+        let header = request.metadata().get("authorization").ok_or_else(|| {
+            Status::unauthenticated(if presented {
+                "the client certificate is not pinned to any department, and no bearer \
+                 token was sent"
+            } else {
+                "missing bearer token"
+            })
+        })?;
         let token = header
             .to_str()
             .ok()

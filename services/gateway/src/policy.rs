@@ -399,9 +399,20 @@ impl Policy {
                 Some(rate) => *rate.get_ref(),
                 None => DEFAULT_RATE_PER_SECOND,
             };
-            let units = entry
-                .units
-                .map(|units| units.into_iter().map(|u| u.trim().to_string()).collect());
+            let units = match entry.units {
+                None => None,
+                Some(units) => {
+                    let mut codes = BTreeSet::new();
+                    for unit in units {
+                        let code =
+                            blockhub_model::CreditCode::parse(unit.get_ref()).map_err(|e| {
+                                at(unit.span(), format!("department {name}: units: {e}"))
+                            })?;
+                        codes.insert(code.as_str().to_string());
+                    }
+                    Some(codes)
+                }
+            };
             departments.insert(
                 name,
                 Department {
@@ -412,6 +423,14 @@ impl Policy {
                     rate_per_second,
                 },
             );
+        }
+        if departments.is_empty() {
+            return Err((
+                1,
+                "the policy names no department, so every call would be refused (the \
+                 operator's too); write at least one [departments.NAME] table"
+                    .into(),
+            ));
         }
         Ok(Self { departments })
     }
@@ -546,7 +565,7 @@ struct DepartmentFile {
     fields: Vec<Spanned<String>>,
     #[serde(default)]
     purposes: BTreeMap<String, PurposeFile>,
-    units: Option<Vec<String>>,
+    units: Option<Vec<Spanned<String>>>,
     rate_per_second: Option<Spanned<u32>>,
 }
 

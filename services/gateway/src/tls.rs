@@ -71,5 +71,7 @@ pub fn pem_fingerprint(pem: &str) -> Option<String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.trim())
         .ok()?;
-    Some(crate::auth::fingerprint(&der))
+    // A certificate is a DER SEQUENCE; anything else (an empty body, a
+    // key) is not one.
+    (der.len() > 100 && der[0] == 0x30).then(|| crate::auth::fingerprint(&der))
 }

@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use blockhub_merger::store::{AuditEntry, compare_with_copies};
+use blockhub_model::KafkaSettings;
 use clap::Subcommand;
 
 use crate::StoreArgs;
@@ -17,6 +21,11 @@ pub enum AuditCommand {
         /// The store.
         #[command(flatten)]
         store: StoreArgs,
+        /// The broker whose audit topic holds the published copies
+        /// (default: the hub running with --data-dir); without one, only
+        /// the chain is checked.
+        #[command(flatten)]
+        broker: crate::BrokerArgs,
     },
     /// The newest entries, oldest of them first.
     Show {
@@ -35,10 +44,38 @@ pub enum AuditCommand {
 /// Runs `audit`.
 pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
     match command {
-        AuditCommand::Verify { store } => {
+        AuditCommand::Verify { store, broker } => {
             let key = data.audit_key()?;
             let store = store.open_existing(data).await?;
-            let report = store.verify_audit(&key).await?;
+            let mut report = store.verify_audit(&key).await?;
+            match super::kafka_settings(data, &broker) {
+                Ok(settings) => {
+                    let copies = published_copies(&settings).await?;
+                    let mut kept = std::collections::BTreeMap::new();
+                    let mut after = 0;
+                    loop {
+                        let page = store.audit_entries(after, 10_000).await?;
+                        let Some(last) = page.last() else { break };
+                        after = last.seq;
+                        kept.extend(page.into_iter().map(|e| (e.seq, e.hash)));
+                    }
+                    println!(
+                        "compared with {} entries published to the audit topic",
+                        copies.len()
+                    );
+                    if let Some(broken) = compare_with_copies(&kept, &copies) {
+                        let first = report.broken.as_ref().is_none_or(|b| broken.seq < b.seq);
+                        if first {
+                            report.verified = broken.seq - 1;
+                            report.broken = Some(broken);
+                        }
+                    }
+                }
+                Err(_) => println!(
+                    "not compared with the audit topic (no hub running with this data \
+                     directory, and no --brokers): only the chain was checked"
+                ),
+            }
             store.close().await;
             match report.broken {
                 None => {
@@ -88,4 +125,35 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Every hash published per sequence number on the audit topic.
+async fn published_copies(settings: &KafkaSettings) -> Result<BTreeMap<i64, BTreeSet<String>>> {
+    let topic = settings.named_topic(blockhub_gateway::audit_topic::AUDIT_TOPIC);
+    let config = settings.client_config();
+    let group = format!("blockhub-audit-verify-{}", std::process::id());
+    tokio::task::spawn_blocking(move || {
+        let mut copies: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let mut unreadable = 0;
+        let complete = blockhub_model::read_topic_to_end(config, &topic, &group, |payload| {
+            match serde_json::from_slice::<AuditEntry>(payload) {
+                Ok(entry) => {
+                    copies.entry(entry.seq).or_default().insert(entry.hash);
+                }
+                Err(_) => unreadable += 1,
+            }
+        })
+        .with_context(|| format!("reading the audit topic {topic}"))?;
+        anyhow::ensure!(
+            complete,
+            "the audit topic {topic} stopped answering part-way"
+        );
+        anyhow::ensure!(
+            unreadable == 0,
+            "{unreadable} message(s) on {topic} are not audit entries"
+        );
+        Ok(copies)
+    })
+    .await
+    .context("reading the audit topic")?
 }

@@ -86,6 +86,17 @@ impl GatewayFlags {
             None => {
                 let path = data.path("gateway-policy.toml");
                 if !path.exists() {
+                    // Only a new hub gets the shipped policy: one that has
+                    // run (it has an audit key) lost its policy by mistake,
+                    // and quietly granting the shipped one would widen it.
+                    if data.path("audit.key").exists() {
+                        anyhow::bail!(
+                            "the gateway policy {} is missing: restore it, or write the \
+                             shipped one with `blockhub policy default > {}` and adapt it",
+                            path.display(),
+                            path.display()
+                        );
+                    }
                     write_private(&path, DEFAULT_POLICY)?;
                     tracing::info!(file = %path.display(), "Gateway policy written.");
                 }

@@ -120,11 +120,30 @@ pub fn with_operator<T>(mut request: tonic::Request<T>, operator: &str) -> tonic
     request
 }
 
-/// The operator's name: the flag, else the login name.
+/// The operator's name: the flag, else the login name (USER, LOGNAME),
+/// else the account the process runs as.
 pub fn operator_name(flag: Option<&str>) -> String {
+    let login = || {
+        ["USER", "LOGNAME"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    };
     flag.map(str::to_string)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_default()
+        .or_else(login)
+        .unwrap_or_else(|| format!("uid {}", process_uid()))
+}
+
+/// The process's user id, read from /proc so that no unsafe call is needed.
+fn process_uid() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next().map(str::to_string))
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Runs `lookup`.

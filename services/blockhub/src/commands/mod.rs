@@ -9,6 +9,7 @@ pub mod health;
 pub mod ingest;
 pub mod lookup;
 pub mod merger;
+pub mod policy;
 pub mod rebuild;
 pub mod report;
 pub mod staff;
@@ -46,6 +47,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Rebuild(args) => rebuild::run(&data, args).await,
         Command::Token(command) => token::run(&data, command),
         Command::Audit(command) => audit::run(&data, command).await,
+        Command::Policy(command) => policy::run(command),
     }
 }
 

@@ -61,7 +61,10 @@ pub fn run(data: &DataDir, command: TokenCommand) -> Result<ExitCode> {
             let pem = std::fs::read_to_string(&certificate)
                 .with_context(|| format!("reading {}", certificate.display()))?;
             let Some(fingerprint) = blockhub_gateway::tls::pem_fingerprint(&pem) else {
-                anyhow::bail!("{} holds no PEM certificate", certificate.display());
+                anyhow::bail!(
+                    "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    certificate.display()
+                );
             };
             add_certificate(&file, &department, &fingerprint)?;
             eprintln!(

@@ -160,6 +160,12 @@ fn broken_files_name_the_line_and_the_reason() {
         ("[departments.a]\nmethod = []\n", 2, "unknown field"),
         ("[fields]\nsalary = \"conditional\"\n", 2, "unknown field"),
         ("[departments.a\n", 1, ""),
+        ("# everything commented out\n", 1, "names no department"),
+        (
+            "[departments.a]\nunits = [\"11330681777412151D\", \"nope\"]\n",
+            2,
+            "units",
+        ),
     ];
     for (text, line, words) in cases {
         let (got_line, reason) = Policy::parse(text).unwrap_err();

@@ -8,6 +8,8 @@
 //! Appends take the chain's head and add to it in one transaction; two
 //! writers racing for one sequence number make one of them retry.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sm3::Sm3;
@@ -303,6 +305,32 @@ impl Store {
     }
 }
 
+/// Compares the store's chain (hash per sequence number) with the copies
+/// published to the audit topic (every hash seen per sequence number) and
+/// names the first entry where they disagree. This finds what the chain
+/// alone cannot: the newest entries deleted, or deleted and written anew.
+pub fn compare_with_copies(
+    kept: &BTreeMap<i64, String>,
+    copies: &BTreeMap<i64, BTreeSet<String>>,
+) -> Option<AuditBreak> {
+    for (seq, hashes) in copies {
+        let reason = match kept.get(seq) {
+            None => format!("entry {seq} is on the audit topic but missing from the store"),
+            Some(_) if hashes.len() > 1 => format!(
+                "the audit topic holds {} different entries {seq}: the entry was replaced \
+                 after it was published",
+                hashes.len()
+            ),
+            Some(hash) if !hashes.contains(hash) => {
+                format!("entry {seq} differs from its copy on the audit topic: it was replaced")
+            }
+            Some(_) => continue,
+        };
+        return Some(AuditBreak { seq: *seq, reason });
+    }
+    None
+}
+
 /// Why `entry` does not follow the chain so far, if it does not.
 fn check(key: &[u8], entry: &AuditEntry, expected_seq: i64, prev: &str) -> Option<String> {
     if entry.seq != expected_seq {
@@ -346,6 +374,32 @@ fn is_conflict(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_on_the_topic_reveal_deleted_and_replaced_entries() {
+        let kept: BTreeMap<i64, String> =
+            [(1, "a".to_string()), (2, "b".into()), (3, "c".into())].into();
+        let copy = |pairs: &[(i64, &str)]| {
+            let mut copies: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+            for (seq, hash) in pairs {
+                copies.entry(*seq).or_default().insert(hash.to_string());
+            }
+            copies
+        };
+        // Published so far: 1 and 2; 3 not yet. Duplicates of one entry
+        // (a crash between publishing and marking) are fine.
+        assert_eq!(
+            compare_with_copies(&kept, &copy(&[(1, "a"), (2, "b"), (2, "b")])),
+            None
+        );
+        let deleted = compare_with_copies(&kept, &copy(&[(1, "a"), (2, "b"), (3, "c"), (4, "d")]));
+        assert_eq!(deleted.unwrap().seq, 4);
+        let replaced = compare_with_copies(&kept, &copy(&[(1, "a"), (2, "x")])).unwrap();
+        assert_eq!(replaced.seq, 2);
+        assert!(replaced.reason.contains("replaced"));
+        let twice = compare_with_copies(&kept, &copy(&[(1, "a"), (1, "z")])).unwrap();
+        assert_eq!(twice.seq, 1);
+    }
 
     #[test]
     fn the_hash_depends_on_key_chain_and_every_field() {
