@@ -214,7 +214,7 @@ fn describe(reply: &LookupReply, full_id: &str, full_name: &str) -> String {
     };
     fields.extend(shown(&reply.citizen_id, full_id, "citizen_id"));
     fields.extend(shown(&reply.name, full_name, "name"));
-    if reply.employer.is_some() {
+    if !reply.employers.is_empty() {
         fields.push("employer".into());
     }
     if !reply.posts.is_empty() {
@@ -546,6 +546,56 @@ async fn matrix(backend: Backend) {
         .unwrap_err();
     assert_eq!(a.message(), b.message());
 
+    // A scoped department paid-by-two-units person: its own unit's latest
+    // pay, not nothing. The grant gains latest_payment for this check.
+    let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
+    let candidates: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT citizen_id FROM payroll_payments WHERE unit_code = $1 AND \
+         citizen_id IN (SELECT citizen_id FROM payroll_payments WHERE unit_code <> $1) \
+         ORDER BY citizen_id",
+    )
+    .bind(PARTNER_UNIT)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    // One whose latest pay overall came from the other unit.
+    let mut shared = None;
+    for (id,) in candidates {
+        let parsed = blockhub_model::CitizenId::parse(&id).unwrap();
+        let latest = store.latest_payment_of(&parsed).await.unwrap().unwrap();
+        if latest.unit_code != PARTNER_UNIT {
+            shared = Some(id);
+            break;
+        }
+    }
+    let shared = shared.expect("the sample county has a person last paid by another unit");
+    pool.close().await;
+    let with_pay = MATRIX_POLICY.replace(
+        r#"fields = ["citizen_id", "name:masked", "posts"]"#,
+        r#"fields = ["citizen_id", "name:masked", "posts", "latest_payment"]"#,
+    );
+    assert_ne!(with_pay, MATRIX_POLICY);
+    std::fs::write(&gateway.policy_file, &with_pay).unwrap();
+    let started = std::time::Instant::now();
+    let scoped = loop {
+        let reply = lookups
+            .lookup(request(lookup_request(&shared, "own-staff"), "partner", ""))
+            .await
+            .unwrap()
+            .into_inner();
+        if !reply.withheld.contains(&"latest_payment".to_string()) {
+            break reply;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "policy never reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let paid = scoped.latest_payment.expect("its own unit paid the person");
+    assert_eq!(paid.unit_code, PARTNER_UNIT);
+    std::fs::write(&gateway.policy_file, MATRIX_POLICY).unwrap();
+
     // A history comes in pages, each recorded with what it returned.
     let mut staff = StaffClient::new(channel.clone());
     let (mut token, mut pages, mut items) = (String::new(), 0, 0);
@@ -693,10 +743,13 @@ async fn court_batches(backend: Backend) {
     for (result, truth) in results.iter().zip(&expected) {
         assert_eq!(result.outcome, "FOUND");
         let reply = result.reply.as_ref().unwrap();
-        assert_eq!(
-            reply.employer.as_ref().map(|e| e.unit_code.as_str()),
-            truth["employer"].as_str()
-        );
+        let employers: Vec<&str> = reply
+            .employers
+            .iter()
+            .map(|e| e.unit_code.as_str())
+            .collect();
+        assert_eq!(employers, [truth["employer"].as_str().unwrap()]);
+        assert_eq!(reply.withheld, ["citizen_id", "name", "posts"]);
         let payment = reply.latest_payment.as_ref().unwrap();
         assert_eq!(payment.month, truth["latest_pay_month"].as_str().unwrap());
         let net = format!("{:.2}", truth["latest_net_pay"].as_f64().unwrap());

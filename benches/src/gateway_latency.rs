@@ -201,7 +201,7 @@ fn audit_draft() -> AuditDraft {
 /// The store read the gateway's look-up makes, with the deadline it
 /// would pass on.
 async fn read_direct(store: &Store, id: &CitizenId, within: Option<Duration>) -> Result<()> {
-    let (entries, latest) = store.person_facts(id, within).await?;
+    let (entries, latest) = store.person_facts(id, within, None).await?;
     anyhow::ensure!(
         !entries.is_empty() && latest.is_some(),
         "{id} is missing from the store"
@@ -238,7 +238,7 @@ impl Worker {
                 let reply = client.lookup(request).await?;
                 let reply = reply.get_ref();
                 anyhow::ensure!(
-                    reply.employer.is_some() && reply.latest_payment.is_some(),
+                    !reply.employers.is_empty() && reply.latest_payment.is_some(),
                     "the gateway answered {id} without employer or pay"
                 );
                 Ok(())

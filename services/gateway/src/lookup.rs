@@ -51,12 +51,12 @@ impl LookupService {
         deadline: Option<Instant>,
     ) -> Result<Option<LookupReply>, GatewayError> {
         let within = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let (mut entries, latest) = self.store.person_facts(id, within).await?;
+        let scope: Option<Vec<String>> = grant.units.as_ref().map(|u| u.iter().cloned().collect());
+        let (mut entries, latest) = self
+            .store
+            .person_facts(id, within, scope.as_deref())
+            .await?;
         entries.retain(|entry| grant.sees_unit(&entry.unit_code));
-        // Scope applies to the payment's unit too. TODO(scope): a scoped
-        // caller whose unit did not pay last gets no payment rather than
-        // its own unit's latest; a store query by unit would resolve it.
-        let latest = latest.filter(|payment| grant.sees_unit(&payment.unit_code));
         if entries.is_empty() && latest.is_none() {
             return Ok(None);
         }
@@ -68,14 +68,28 @@ impl LookupService {
             .map(|entry| entry.name.clone())
             .or_else(|| latest.as_ref().map(|payment| payment.name.clone()))
             .unwrap_or_default();
-        let employer = entries
+        let employers = entries
             .iter()
-            .find(|entry| entry.status == "在职")
-            .filter(|_| fields.has(Field::Employer))
+            .filter(|entry| entry.status == "在职" && fields.has(Field::Employer))
             .map(|entry| Employer {
                 unit_code: entry.unit_code.clone(),
                 unit_name: entry.unit_name.clone(),
-            });
+            })
+            .collect();
+        let mut withheld: Vec<String> = [
+            Field::CitizenId,
+            Field::Name,
+            Field::Employer,
+            Field::Posts,
+            Field::LatestPayment,
+        ]
+        .into_iter()
+        .filter(|field| !fields.has(*field))
+        .map(|field| field.name().to_string())
+        .collect();
+        if with_provenance && !provenance {
+            withheld.push(Field::Provenance.name().to_string());
+        }
         let posts = if fields.has(Field::Posts) {
             entries
                 .into_iter()
@@ -91,7 +105,8 @@ impl LookupService {
             latest_payment: latest
                 .filter(|_| fields.has(Field::LatestPayment))
                 .map(|stored| payment(stored, provenance)),
-            employer,
+            employers,
+            withheld,
         }))
     }
 }

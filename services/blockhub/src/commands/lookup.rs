@@ -277,17 +277,11 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
             })
         })
         .collect();
-    let mut employers: Vec<&str> = reply
-        .posts
+    let employers: Vec<&str> = reply
+        .employers
         .iter()
-        .filter(|post| post.status == "在职")
-        .map(|post| post.unit_code.as_str())
+        .map(|employer| employer.unit_code.as_str())
         .collect();
-    if employers.is_empty()
-        && let Some(employer) = &reply.employer
-    {
-        employers.push(&employer.unit_code);
-    }
     let payment = reply.latest_payment.as_ref().map(|p| {
         json!({"month": p.month, "unit_code": p.unit_code,
                "unit_name": empty_to_null(&p.unit_name),
@@ -298,6 +292,7 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
         "id": empty_to_null(&reply.citizen_id),
         "name": empty_to_null(&reply.name),
         "employers": employers,
+        "withheld": reply.withheld,
         "posts": posts,
         "latest_payment": payment,
     })
@@ -332,10 +327,16 @@ fn print_reply(reply: &LookupReply) {
         }
     };
     println!("{} {}", shown(&reply.citizen_id), shown(&reply.name));
-    if let Some(employer) = &reply.employer {
+    for employer in &reply.employers {
         println!("  employer {} ({})", employer.unit_name, employer.unit_code);
     }
-    if reply.posts.is_empty() && reply.employer.is_none() {
+    if !reply.withheld.is_empty() {
+        println!(
+            "  not shared with your department: {}",
+            reply.withheld.join(", ")
+        );
+    }
+    if reply.posts.is_empty() && reply.employers.is_empty() {
         println!("  no roster entry shown");
     }
     let or_unknown = |text: &str| {
@@ -391,6 +392,7 @@ fn print_reply(reply: &LookupReply) {
             or_unknown(&p.gross),
             or_unknown(&p.net)
         ),
+        None if reply.withheld.iter().any(|f| f == "latest_payment") => {}
         None => println!("  no payment on record"),
     }
     if let Some(provenance) = reply

@@ -222,10 +222,14 @@ impl Store {
     /// time has passed (a statement timeout), so that a caller who gave up
     /// leaves no query running behind it; SQLite's point queries stop when
     /// the call is dropped.
+    ///
+    /// With `units`, the latest payment is the latest from those units (a
+    /// caller scoped to some units gets its own units' latest pay).
     pub async fn person_facts(
         &self,
         id: &CitizenId,
         within: Option<std::time::Duration>,
+        units: Option<&[String]>,
     ) -> Result<(Vec<StoredRosterEntry>, Option<StoredPayment>), MergerError> {
         match (self.backend, within) {
             (super::Backend::Postgres, Some(within)) => {
@@ -237,13 +241,13 @@ impl Store {
                     .await
                     .map_err(query("set the look-up's deadline"))?;
                 let entries = roster_entries(&mut *tx, id).await?;
-                let payment = latest_payment(&mut *tx, id).await?;
+                let payment = latest_payment(&mut *tx, id, units).await?;
                 tx.commit().await.map_err(query("end a look-up"))?;
                 Ok((entries, payment))
             }
             _ => Ok((
                 roster_entries(&self.pool, id).await?,
-                latest_payment(&self.pool, id).await?,
+                latest_payment(&self.pool, id, units).await?,
             )),
         }
     }
@@ -262,7 +266,7 @@ impl Store {
         &self,
         id: &CitizenId,
     ) -> Result<Option<StoredPayment>, MergerError> {
-        latest_payment(&self.pool, id).await
+        latest_payment(&self.pool, id, None).await
     }
     /// The most recent dead letters, newest first, optionally of one
     /// source system only.
@@ -511,23 +515,38 @@ async fn roster_entries<'e>(
 async fn latest_payment<'e>(
     executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: &CitizenId,
+    units: Option<&[String]>,
 ) -> Result<Option<StoredPayment>, MergerError> {
-    let row: Option<PaymentRow> = sqlx::query_as(
+    // One placeholder per unit in scope ($2, $3, ...); an empty scope
+    // matches nothing.
+    let scope = match units {
+        None => String::new(),
+        Some([]) => " AND 1 = 0".into(),
+        Some(units) => {
+            let marks: Vec<String> = (0..units.len()).map(|i| format!("${}", i + 2)).collect();
+            format!(" AND p.unit_code IN ({})", marks.join(", "))
+        }
+    };
+    let sql = format!(
         "SELECT p.pay_month, p.unit_code, p.name, \
                COALESCE(NULLIF(p.unit_name, ''), u.unit_name, '') AS unit_name, \
                p.gross_cents, p.net_cents, p.source_system, \
                p.source_location AS location, p.source_position AS position, p.event_id, \
                p.observed_at \
              FROM payroll_payments p LEFT JOIN units u ON u.unit_code = p.unit_code \
-             WHERE p.citizen_id = $1 AND p.deleted = 0 \
+             WHERE p.citizen_id = $1 AND p.deleted = 0{scope} \
              ORDER BY p.pay_month DESC, COALESCE(p.net_cents, p.gross_cents, 0) DESC, \
                p.unit_code \
-             LIMIT 1",
-    )
-    .bind(id.as_str())
-    .fetch_optional(executor)
-    .await
-    .map_err(query("read the latest payment"))?;
+             LIMIT 1"
+    );
+    let mut statement = sqlx::query_as(&sql).bind(id.as_str());
+    for unit in units.unwrap_or_default() {
+        statement = statement.bind(unit.as_str());
+    }
+    let row: Option<PaymentRow> = statement
+        .fetch_optional(executor)
+        .await
+        .map_err(query("read the latest payment"))?;
     row.map(|row| {
         let month = Month::from_number(row.pay_month as i32).ok_or(MergerError::Corrupt {
             column: "pay_month",
