@@ -80,7 +80,7 @@ async fn through_merger(
     backend: Backend,
     broker: &TestBroker,
     rows: u64,
-) -> Result<(Duration, Duration, u64)> {
+) -> Result<(Duration, Duration, u64, blockhub_merger::LoopProfile)> {
     let settings = broker.settings();
     let mut publisher = Publisher::connect(&settings, test_keyer()).await?;
     let started = Instant::now();
@@ -99,6 +99,7 @@ async fn through_merger(
     let mut config = MergerConfig::new(settings.clone());
     config.group = format!("{}bench", settings.topic_prefix);
     reset_peak_rss();
+    blockhub_merger::reset_profile();
     let started = Instant::now();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
@@ -110,6 +111,7 @@ async fn through_merger(
     wait_caught_up_within(&config, &store, limit).await;
     let merged = started.elapsed();
     let peak = peak_rss_kib();
+    let spent = blockhub_merger::profile();
     let _ = stop.send(());
     merger.await??;
     let (_, _, payments, _) = store.counts().await?;
@@ -118,7 +120,7 @@ async fn through_merger(
         "merger stored {payments} of {rows} payments"
     );
     database.remove(store).await;
-    Ok((published, merged, peak))
+    Ok((published, merged, peak, spent))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -133,9 +135,11 @@ async fn main() -> Result<()> {
          | merger peak RSS MiB |"
     );
     println!("|---|---|---|---|---|---|");
+    let mut profiles = Vec::new();
     for (name, backend) in backends {
         let direct = baseline(backend, rows).await?;
-        let (published, merged, peak) = through_merger(backend, &broker, rows).await?;
+        let (published, merged, peak, spent) = through_merger(backend, &broker, rows).await?;
+        profiles.push((name, direct, merged, spent));
         let rate = |d: Duration| rows as f64 / d.as_secs_f64();
         println!(
             "| {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
@@ -144,6 +148,29 @@ async fn main() -> Result<()> {
             rate(merged),
             rate(merged) / rate(direct),
             peak as f64 / 1024.0
+        );
+    }
+    // Where the merger's time went, phase by phase, next to the direct
+    // write of the same rows.
+    println!();
+    println!(
+        "| backend | direct s | merger s | waiting s | filling s | decoding s | applying s \
+         | other s | batches | mean batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (name, direct, merged, spent) in profiles {
+        let s = |d: Duration| format!("{:.1}", d.as_secs_f64());
+        println!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+            s(direct),
+            s(merged),
+            s(spent.waiting),
+            s(spent.filling),
+            s(spent.decoding),
+            s(spent.applying),
+            s(spent.other),
+            spent.batches,
+            spent.messages as f64 / spent.batches.max(1) as f64
         );
     }
     Ok(())

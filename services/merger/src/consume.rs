@@ -21,6 +21,7 @@ use tokio::time::{Instant, timeout_at};
 use tracing::{Instrument, debug, error, info, info_span, trace, warn};
 
 use crate::error::MergerError;
+use crate::profile::{self, Phase};
 use crate::store::{Delivered, DeliveredItem, Store};
 
 /// How the merger consumes.
@@ -148,10 +149,12 @@ async fn run_inner(
     tokio::pin!(shutdown);
     let mut broker_trouble = false;
     loop {
+        let waited = Instant::now();
         let first = tokio::select! {
             _ = &mut shutdown => break,
             received = consumer.recv() => received,
         };
+        profile::add(Phase::Waiting, waited.elapsed());
         let first = match first {
             Ok(message) => message,
             Err(error) => {
@@ -167,14 +170,22 @@ async fn run_inner(
             info!("Broker reachable again; consuming.");
         }
 
+        let filling = Instant::now();
+        let mut decoding = Duration::ZERO;
+        let mut decoded = |message: &rdkafka::message::BorrowedMessage<'_>| {
+            let started = Instant::now();
+            let item = decode(message);
+            decoding += started.elapsed();
+            item
+        };
         learn_unknown_schema(&config, &first, &mut last_learned).await;
-        let mut batch = vec![decode(&first)];
+        let mut batch = vec![decoded(&first)];
         let deadline = Instant::now() + config.batch_wait;
         while batch.len() < config.batch_size {
             match timeout_at(deadline, consumer.recv()).await {
                 Ok(Ok(message)) => {
                     learn_unknown_schema(&config, &message, &mut last_learned).await;
-                    batch.push(decode(&message))
+                    batch.push(decoded(&message))
                 }
                 Ok(Err(error)) => {
                     debug!(%error, "Receive failed while filling a batch.");
@@ -184,9 +195,17 @@ async fn run_inner(
             }
         }
 
+        profile::add(Phase::Filling, filling.elapsed().saturating_sub(decoding));
+        profile::add(Phase::Decoding, decoding);
+        let other = Instant::now();
         publish_dead_letters(&dead_letters, &batch).await?;
+        let applying = Instant::now();
         apply_with_retry(&store, &config.group, &batch).await?;
+        profile::add(Phase::Applying, applying.elapsed());
+        let committing = Instant::now();
         commit_to_kafka(&consumer, &batch);
+        profile::add(Phase::Other, (applying - other) + committing.elapsed());
+        profile::batch(batch.len());
     }
     info!("Merger stopped.");
     Ok(())

@@ -8,9 +8,11 @@
 pub mod consume;
 pub mod error;
 pub mod lag;
+pub mod profile;
 pub mod store;
 
 pub use consume::{Membership, MergerConfig, run};
 pub use error::MergerError;
 pub use lag::{PartitionLag, lag};
+pub use profile::{LoopProfile, profile, reset_profile};
 pub use store::{Backend, Store};
