@@ -7,6 +7,10 @@
 //! so `verify_audit` names the first entry where the chain breaks.
 //! Appends take the chain's head and add to it in one transaction; two
 //! writers racing for one sequence number make one of them retry.
+//!
+//! TODO(subject): entries name no person, so "who looked at X" cannot be
+//! answered from the log; a keyed hash of each looked-up ID (never the ID)
+//! in a new column would answer it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
