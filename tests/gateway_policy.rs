@@ -465,11 +465,14 @@ async fn matrix(backend: Backend) {
     // Every call was recorded, the denials as denials, and the chain holds.
     // A subscription records its opening, then each batch it sends.
     let entries = store.audit_entries(0, 100_000).await.unwrap();
-    let denied = entries.iter().filter(|e| e.decision == "denied").count();
+    let denied = entries
+        .iter()
+        .filter(|e| e.content.decision == "denied")
+        .count();
     assert_eq!(denied, denials);
     let batches = entries
         .iter()
-        .filter(|e| e.method == "Changes.Subscribe" && e.result_count > 0)
+        .filter(|e| e.content.method == "Changes.Subscribe" && e.content.result_count > 0)
         .count();
     assert!(
         batches >= 2,
@@ -483,12 +486,12 @@ async fn matrix(backend: Backend) {
     );
     let court = entries
         .iter()
-        .find(|e| e.department == "court" && e.decision == "allowed")
+        .find(|e| e.content.department == "court" && e.content.decision == "allowed")
         .unwrap();
-    assert_eq!(court.case_number, CASE);
-    assert_eq!(court.fields, "employer,latest_payment");
-    assert_eq!(court.result_count, 1);
-    assert!(court.principal.starts_with("token:"));
+    assert_eq!(court.content.case_number, CASE);
+    assert_eq!(court.content.fields, "employer,latest_payment");
+    assert_eq!(court.content.result_count, 1);
+    assert!(court.content.principal.starts_with("token:"));
 
     // Row scope: outside its units, the partner finds nobody, exactly as
     // for an ID nobody holds.
@@ -792,7 +795,7 @@ async fn court_batches(backend: Backend) {
     let entries = store.audit_entries(0, 100_000).await.unwrap();
     let steps = entries
         .iter()
-        .filter(|e| e.method == "PersonLookup.BatchLookup")
+        .filter(|e| e.content.method == "PersonLookup.BatchLookup")
         .count();
     assert_eq!(steps, ids.len().div_ceil(100) + many.len().div_ceil(100));
     gateway.stop().await;
@@ -836,11 +839,11 @@ async fn tamper(backend: Backend) {
     gateway.stop().await;
     let entries = store.audit_entries(0, 100).await.unwrap();
     assert_eq!(entries.len(), 10);
-    assert!(entries.iter().all(|e| e.operator == "王科长"));
+    assert!(entries.iter().all(|e| e.content.operator == "王科长"));
     assert!(
         entries
             .iter()
-            .all(|e| e.result_count == 0 && e.decision == "allowed")
+            .all(|e| e.content.result_count == 0 && e.content.decision == "allowed")
     );
     let intact = store.verify_audit(TEST_AUDIT_KEY).await.unwrap();
     assert_eq!((intact.verified, intact.broken), (10, None));
@@ -883,17 +886,17 @@ async fn tamper(backend: Backend) {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(saved.seq)
-    .bind(saved.at)
-    .bind(&saved.principal)
-    .bind(&saved.department)
-    .bind(&saved.method)
-    .bind(&saved.purpose)
-    .bind(&saved.case_number)
-    .bind(&saved.operator)
-    .bind(&saved.decision)
-    .bind(&saved.reason)
-    .bind(&saved.fields)
-    .bind(saved.result_count)
+    .bind(saved.content.at)
+    .bind(&saved.content.principal)
+    .bind(&saved.content.department)
+    .bind(&saved.content.method)
+    .bind(&saved.content.purpose)
+    .bind(&saved.content.case_number)
+    .bind(&saved.content.operator)
+    .bind(&saved.content.decision)
+    .bind(&saved.content.reason)
+    .bind(&saved.content.fields)
+    .bind(saved.content.result_count)
     .bind(&saved.prev_hash)
     .bind(&saved.hash)
     .execute(&pool)
@@ -912,7 +915,7 @@ async fn tamper(backend: Backend) {
         b"guessed key",
         8,
         &entries[6].hash,
-        &entries[6].draft(),
+        &entries[6].content,
     );
     sqlx::query(
         "INSERT INTO audit_log (seq, at, principal, department, method, purpose, \
@@ -1039,7 +1042,7 @@ async fn policy_reloads_limits_and_unrecordable_calls() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.reason.contains("rate limit of 2"))
+        .filter(|e| e.content.reason.contains("rate limit of 2"))
         .count();
     assert!(limits >= refused);
     std::fs::write(&gateway.policy_file, blockhub_gateway::DEFAULT_POLICY).unwrap();
@@ -1229,11 +1232,11 @@ async fn mutual_tls_identifies_departments() {
     assert_eq!(ask(court, None).await, Code::NotFound);
     let entries = store.audit_entries(0, 10).await.unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].department, "court");
+    assert_eq!(entries[0].content.department, "court");
     assert!(
-        entries[0].principal.starts_with("cert:"),
+        entries[0].content.principal.starts_with("cert:"),
         "{}",
-        entries[0].principal
+        entries[0].content.principal
     );
     // Signed by the CA but pinned to nobody: no department.
     let stray = tls_channel(gateway.address, dir, Some("stray-client"))
@@ -1412,7 +1415,7 @@ async fn subscriptions_resume_without_gap_or_duplicate() {
     assert!(
         revoked
             .iter()
-            .any(|e| e.reason.starts_with("no longer allowed"))
+            .any(|e| e.content.reason.starts_with("no longer allowed"))
     );
     std::fs::write(&gateway.policy_file, blockhub_gateway::DEFAULT_POLICY).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1505,12 +1508,12 @@ async fn deadlines_stop_their_query_on_postgres() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0].decision, "allowed");
-    assert_eq!(entries[0].result_count, 0);
+    assert_eq!(entries[0].content.decision, "allowed");
+    assert_eq!(entries[0].content.result_count, 0);
     assert!(
-        entries[0].reason.contains("before answering"),
+        entries[0].content.reason.contains("before answering"),
         "{}",
-        entries[0].reason
+        entries[0].content.reason
     );
 
     held.rollback().await.unwrap();

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
-use blockhub_merger::store::{AuditEntry, compare_with_copies};
+use blockhub_merger::store::AuditEntry;
 use blockhub_model::KafkaSettings;
 use clap::Subcommand;
 
@@ -47,35 +47,24 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Verify { store, broker } => {
             let key = data.audit_key()?;
             let store = store.open_existing(data).await?;
-            let mut report = store.verify_audit(&key).await?;
-            match super::kafka_settings(data, &broker) {
+            let copies = match super::kafka_settings(data, &broker) {
                 Ok(settings) => {
                     let copies = published_copies(&settings).await?;
-                    let mut kept = std::collections::BTreeMap::new();
-                    let mut after = 0;
-                    loop {
-                        let page = store.audit_entries(after, 10_000).await?;
-                        let Some(last) = page.last() else { break };
-                        after = last.seq;
-                        kept.extend(page.into_iter().map(|e| (e.seq, e.hash)));
-                    }
                     println!(
                         "compared with {} entries published to the audit topic",
                         copies.len()
                     );
-                    if let Some(broken) = compare_with_copies(&kept, &copies) {
-                        let first = report.broken.as_ref().is_none_or(|b| broken.seq < b.seq);
-                        if first {
-                            report.verified = broken.seq - 1;
-                            report.broken = Some(broken);
-                        }
-                    }
+                    copies
                 }
-                Err(_) => println!(
-                    "not compared with the audit topic (no hub running with this data \
-                     directory, and no --brokers): only the chain was checked"
-                ),
-            }
+                Err(_) => {
+                    println!(
+                        "not compared with the audit topic (no hub running with this data \
+                         directory, and no --brokers): only the chain was checked"
+                    );
+                    BTreeMap::new()
+                }
+            };
+            let report = store.verify_audit_against(&key, &copies).await?;
             store.close().await;
             match report.broken {
                 None => {
@@ -100,24 +89,27 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string(entry)?);
                 } else {
-                    let at = chrono::DateTime::from_timestamp_millis(entry.at)
+                    let at = chrono::DateTime::from_timestamp_millis(entry.content.at)
                         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                         .unwrap_or_default();
-                    let detail = if entry.decision == "allowed" {
-                        format!("{} record(s): {}", entry.result_count, entry.fields)
+                    let detail = if entry.content.decision == "allowed" {
+                        format!(
+                            "{} record(s): {}",
+                            entry.content.result_count, entry.content.fields
+                        )
                     } else {
-                        entry.reason.clone()
+                        entry.content.reason.clone()
                     };
                     println!(
                         "#{} {at} {} {} {} purpose={:?} case={:?} operator={:?} {} — {detail}",
                         entry.seq,
-                        entry.department,
-                        entry.principal,
-                        entry.method,
-                        entry.purpose,
-                        entry.case_number,
-                        entry.operator,
-                        entry.decision
+                        entry.content.department,
+                        entry.content.principal,
+                        entry.content.method,
+                        entry.content.purpose,
+                        entry.content.case_number,
+                        entry.content.operator,
+                        entry.content.decision
                     );
                 }
             }

@@ -26,7 +26,7 @@ use crate::error::{MergerError, query};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An audit entry before it is chained.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct AuditDraft {
     /// When (ms since the epoch).
     pub at: i64,
@@ -52,33 +52,16 @@ pub struct AuditDraft {
     pub result_count: i64,
 }
 
-/// A chained entry as kept.
+/// A chained entry as kept: its content and its place in the chain. The
+/// content's fields stay flat in the table and in the published JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct AuditEntry {
     /// Position in the chain, from 1.
     pub seq: i64,
-    /// When (ms since the epoch).
-    pub at: i64,
-    /// Who called.
-    pub principal: String,
-    /// The department.
-    pub department: String,
-    /// The method.
-    pub method: String,
-    /// The purpose.
-    pub purpose: String,
-    /// The case number.
-    pub case_number: String,
-    /// The operator.
-    pub operator: String,
-    /// allowed or denied.
-    pub decision: String,
-    /// Why denied.
-    pub reason: String,
-    /// The fields returned.
-    pub fields: String,
-    /// Records returned.
-    pub result_count: i64,
+    /// What was decided, for whom.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub content: AuditDraft,
     /// The previous entry's hash (hex).
     pub prev_hash: String,
     /// This entry's hash (hex).
@@ -138,25 +121,6 @@ pub fn chain_hash(key: &[u8], seq: i64, prev_hash: &str, draft: &AuditDraft) -> 
         mac.update(part.as_bytes());
     }
     hex::encode(mac.finalize().into_bytes())
-}
-
-impl AuditEntry {
-    /// The entry's content without its chain fields.
-    pub fn draft(&self) -> AuditDraft {
-        AuditDraft {
-            at: self.at,
-            principal: self.principal.clone(),
-            department: self.department.clone(),
-            method: self.method.clone(),
-            purpose: self.purpose.clone(),
-            case_number: self.case_number.clone(),
-            operator: self.operator.clone(),
-            decision: self.decision.clone(),
-            reason: self.reason.clone(),
-            fields: self.fields.clone(),
-            result_count: self.result_count,
-        }
-    }
 }
 
 impl Store {
@@ -281,11 +245,35 @@ impl Store {
     /// Walks the whole chain under `key` and reports the first entry that
     /// does not verify.
     pub async fn verify_audit(&self, key: &[u8]) -> Result<AuditReport, MergerError> {
+        self.verify_audit_against(key, &BTreeMap::new()).await
+    }
+
+    /// As `verify_audit`, and in the same pass compares every entry with
+    /// the copies published to the audit topic (every hash seen per
+    /// sequence number). This finds what the chain alone cannot: the newest
+    /// entries deleted, or deleted and written anew.
+    pub async fn verify_audit_against(
+        &self,
+        key: &[u8],
+        copies: &BTreeMap<i64, BTreeSet<String>>,
+    ) -> Result<AuditReport, MergerError> {
         let (mut expected_seq, mut prev) = (1_i64, GENESIS.to_string());
         let mut verified = 0;
+        let broken = |verified, seq, reason| {
+            Ok(AuditReport {
+                verified,
+                broken: Some(AuditBreak { seq, reason }),
+            })
+        };
         loop {
             let page = self.audit_entries(expected_seq - 1, 1000).await?;
             if page.is_empty() {
+                // Published copies beyond the store's last entry: deleted.
+                if let Some((seq, _)) = copies.range(expected_seq..).next()
+                    && let Some(reason) = copy_break(*seq, None, copies)
+                {
+                    return broken(verified, *seq, reason);
+                }
                 return Ok(AuditReport {
                     verified,
                     broken: None,
@@ -293,13 +281,10 @@ impl Store {
             }
             for entry in page {
                 if let Some(reason) = check(key, &entry, expected_seq, &prev) {
-                    return Ok(AuditReport {
-                        verified,
-                        broken: Some(AuditBreak {
-                            seq: entry.seq.min(expected_seq),
-                            reason,
-                        }),
-                    });
+                    return broken(verified, entry.seq.min(expected_seq), reason);
+                }
+                if let Some(reason) = copy_break(entry.seq, Some(&entry.hash), copies) {
+                    return broken(verified, entry.seq, reason);
                 }
                 verified += 1;
                 expected_seq = entry.seq + 1;
@@ -309,30 +294,29 @@ impl Store {
     }
 }
 
-/// Compares the store's chain (hash per sequence number) with the copies
-/// published to the audit topic (every hash seen per sequence number) and
-/// names the first entry where they disagree. This finds what the chain
-/// alone cannot: the newest entries deleted, or deleted and written anew.
-pub fn compare_with_copies(
-    kept: &BTreeMap<i64, String>,
+/// Why entry `seq` (whose kept hash is `kept`, `None` when the store has
+/// no such entry) disagrees with its copies on the audit topic, if it does.
+/// An entry not yet published has no copy and agrees.
+fn copy_break(
+    seq: i64,
+    kept: Option<&str>,
     copies: &BTreeMap<i64, BTreeSet<String>>,
-) -> Option<AuditBreak> {
-    for (seq, hashes) in copies {
-        let reason = match kept.get(seq) {
-            None => format!("entry {seq} is on the audit topic but missing from the store"),
-            Some(_) if hashes.len() > 1 => format!(
-                "the audit topic holds {} different entries {seq}: the entry was replaced \
-                 after it was published",
-                hashes.len()
-            ),
-            Some(hash) if !hashes.contains(hash) => {
-                format!("entry {seq} differs from its copy on the audit topic: it was replaced")
-            }
-            Some(_) => continue,
-        };
-        return Some(AuditBreak { seq: *seq, reason });
+) -> Option<String> {
+    let hashes = copies.get(&seq)?;
+    match kept {
+        None => Some(format!(
+            "entry {seq} is on the audit topic but missing from the store"
+        )),
+        Some(_) if hashes.len() > 1 => Some(format!(
+            "the audit topic holds {} different entries {seq}: the entry was replaced \
+             after it was published",
+            hashes.len()
+        )),
+        Some(hash) if !hashes.contains(hash) => Some(format!(
+            "entry {seq} differs from its copy on the audit topic: it was replaced"
+        )),
+        Some(_) => None,
     }
-    None
 }
 
 /// Why `entry` does not follow the chain so far, if it does not.
@@ -355,7 +339,7 @@ fn check(key: &[u8], entry: &AuditEntry, expected_seq: i64, prev: &str) -> Optio
             entry.seq - 1
         ));
     }
-    if chain_hash(key, entry.seq, prev, &entry.draft()) != entry.hash {
+    if chain_hash(key, entry.seq, prev, &entry.content) != entry.hash {
         return Some(format!(
             "entry {} does not match its hash: it was altered, or inserted without the key",
             entry.seq
@@ -381,8 +365,6 @@ mod tests {
 
     #[test]
     fn copies_on_the_topic_reveal_deleted_and_replaced_entries() {
-        let kept: BTreeMap<i64, String> =
-            [(1, "a".to_string()), (2, "b".into()), (3, "c".into())].into();
         let copy = |pairs: &[(i64, &str)]| {
             let mut copies: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
             for (seq, hash) in pairs {
@@ -392,17 +374,16 @@ mod tests {
         };
         // Published so far: 1 and 2; 3 not yet. Duplicates of one entry
         // (a crash between publishing and marking) are fine.
-        assert_eq!(
-            compare_with_copies(&kept, &copy(&[(1, "a"), (2, "b"), (2, "b")])),
-            None
-        );
-        let deleted = compare_with_copies(&kept, &copy(&[(1, "a"), (2, "b"), (3, "c"), (4, "d")]));
-        assert_eq!(deleted.unwrap().seq, 4);
-        let replaced = compare_with_copies(&kept, &copy(&[(1, "a"), (2, "x")])).unwrap();
-        assert_eq!(replaced.seq, 2);
-        assert!(replaced.reason.contains("replaced"));
-        let twice = compare_with_copies(&kept, &copy(&[(1, "a"), (1, "z")])).unwrap();
-        assert_eq!(twice.seq, 1);
+        let published = copy(&[(1, "a"), (2, "b"), (2, "b")]);
+        for (seq, kept) in [(1, "a"), (2, "b"), (3, "c")] {
+            assert_eq!(copy_break(seq, Some(kept), &published), None);
+        }
+        let deleted = copy_break(4, None, &copy(&[(3, "c"), (4, "d")])).unwrap();
+        assert!(deleted.contains("missing from the store"), "{deleted}");
+        let replaced = copy_break(2, Some("b"), &copy(&[(1, "a"), (2, "x")])).unwrap();
+        assert!(replaced.contains("replaced"), "{replaced}");
+        let twice = copy_break(1, Some("a"), &copy(&[(1, "a"), (1, "z")])).unwrap();
+        assert!(twice.contains("2 different entries 1"), "{twice}");
     }
 
     #[test]

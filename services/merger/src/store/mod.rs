@@ -23,9 +23,7 @@ use crate::error::{MergerError, query};
 
 pub use alerts::{AckOutcome, AlertFilter, AlertRecord, AlertSync, StoredAlert};
 pub use apply::{BatchOutcome, Delivered, DeliveredItem};
-pub use audit::{
-    AuditBreak, AuditDraft, AuditEntry, AuditReport, GENESIS, chain_hash, compare_with_copies,
-};
+pub use audit::{AuditBreak, AuditDraft, AuditEntry, AuditReport, GENESIS, chain_hash};
 pub use facts::{RosterFact, RuleFacts, UnitFact};
 pub use read::{ContentSnapshot, Provenance, StoredPayment, StoredRosterEntry};
 pub use staff::{HistoryItem, PostCount, StaffFilter, StaffRow};
