@@ -26,6 +26,7 @@ use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
 use crate::access::{Access, Admitted};
+use crate::lookup::{date_text, time_text};
 use crate::policy::{Field, Grant};
 use crate::proto::changes_server::Changes;
 use crate::proto::{Change, RosterPost, SubscribeRequest};
@@ -445,10 +446,6 @@ impl Follower {
     }
 }
 
-fn date_text(date: Option<chrono::NaiveDate>) -> String {
-    date.map(|d| d.to_string()).unwrap_or_default()
-}
-
 fn roster_post(entry: &RosterEntry) -> RosterPost {
     RosterPost {
         unit_code: entry.unit_code.as_str().to_string(),
@@ -521,9 +518,7 @@ fn alert_change(payload: &[u8], grant: &Grant) -> Option<Change> {
         } else {
             String::new()
         },
-        observed_at: chrono::DateTime::from_timestamp_millis(observed)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default(),
+        observed_at: time_text(observed),
         ..Change::default()
     })
 }

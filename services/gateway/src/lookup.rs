@@ -111,14 +111,20 @@ impl LookupService {
     }
 }
 
-fn date_text(date: Option<NaiveDate>) -> String {
+/// A date as the API writes it (YYYY-MM-DD), empty when unknown.
+pub(crate) fn date_text(date: Option<NaiveDate>) -> String {
     date.map(|d| d.to_string()).unwrap_or_default()
 }
 
-fn provenance(stored: blockhub_merger::store::Provenance) -> Provenance {
-    let observed_at = chrono::DateTime::from_timestamp_millis(stored.observed_at)
+/// Milliseconds since the epoch as the API writes times (RFC 3339, UTC).
+pub(crate) fn time_text(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn provenance(stored: blockhub_merger::store::Provenance) -> Provenance {
+    let observed_at = time_text(stored.observed_at);
     Provenance {
         source_system: stored.source_system,
         location: stored.location,
