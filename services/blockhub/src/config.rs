@@ -105,59 +105,63 @@ impl DataDir {
     /// Creates the person-key secret file with a random value unless the
     /// environment or an existing file already provides one (`up` does this).
     pub fn ensure_key_secret(&self) -> Result<()> {
-        let path = self.path("key.secret");
-        if std::env::var_os("BLOCKHUB_KEY_SECRET").is_none() && !path.exists() {
-            write_private(&path, &random_hex(32))?;
-            tracing::info!(file = %path.display(), "Person-key secret created.");
-        }
-        Ok(())
+        self.ensure_secret(
+            "key.secret",
+            "BLOCKHUB_KEY_SECRET",
+            "Person-key secret created.",
+        )
     }
 
     /// The person-key secret: from BLOCKHUB_KEY_SECRET, else the hub's file
     /// in the data directory. Never invented here: events keyed with
     /// another secret would land in other partitions than the hub's.
     pub fn key_secret(&self) -> Result<Vec<u8>> {
-        if let Ok(secret) = std::env::var("BLOCKHUB_KEY_SECRET") {
-            return Ok(secret.into_bytes());
-        }
-        let path = self.path("key.secret");
-        let secret = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "no person-key secret: set BLOCKHUB_KEY_SECRET to the deployment's secret, or \
-                 use the --data-dir of the hub ({} is missing)",
-                path.display()
-            )
-        })?;
-        Ok(secret.trim().as_bytes().to_vec())
+        self.secret(
+            "key.secret",
+            "BLOCKHUB_KEY_SECRET",
+            "person-key secret",
+            "secret",
+        )
     }
 
     /// Creates the audit key (the HMAC-SM3 key of the audit chain) unless
     /// BLOCKHUB_AUDIT_KEY or an existing file provides one.
     pub fn ensure_audit_key(&self) -> Result<()> {
-        let path = self.path("audit.key");
-        if std::env::var_os("BLOCKHUB_AUDIT_KEY").is_none() && !path.exists() {
-            write_private(&path, &random_hex(32))?;
-            tracing::info!(file = %path.display(), "Audit key created.");
-        }
-        Ok(())
+        self.ensure_secret("audit.key", "BLOCKHUB_AUDIT_KEY", "Audit key created.")
     }
 
     /// The audit key: from BLOCKHUB_AUDIT_KEY, else audit.key in the data
     /// directory. Without the key the chain cannot be verified, so it is
     /// never invented here.
     pub fn audit_key(&self) -> Result<Vec<u8>> {
-        if let Ok(key) = std::env::var("BLOCKHUB_AUDIT_KEY") {
-            return Ok(key.into_bytes());
+        self.secret("audit.key", "BLOCKHUB_AUDIT_KEY", "audit key", "key")
+    }
+
+    /// Writes a random secret to `file` unless `variable` or the file
+    /// already provides one.
+    fn ensure_secret(&self, file: &str, variable: &str, created: &str) -> Result<()> {
+        let path = self.path(file);
+        if std::env::var_os(variable).is_none() && !path.exists() {
+            write_private(&path, &random_hex(32))?;
+            tracing::info!(file = %path.display(), "{created}");
         }
-        let path = self.path("audit.key");
-        let key = fs::read_to_string(&path).with_context(|| {
+        Ok(())
+    }
+
+    /// A secret from `variable`, else from `file` in the data directory.
+    fn secret(&self, file: &str, variable: &str, what: &str, noun: &str) -> Result<Vec<u8>> {
+        if let Ok(secret) = std::env::var(variable) {
+            return Ok(secret.into_bytes());
+        }
+        let path = self.path(file);
+        let secret = fs::read_to_string(&path).with_context(|| {
             format!(
-                "no audit key: set BLOCKHUB_AUDIT_KEY to the deployment's key, or use the \
-                 --data-dir of the hub ({} is missing)",
+                "no {what}: set {variable} to the deployment's {noun}, or use the --data-dir \
+                 of the hub ({} is missing)",
                 path.display()
             )
         })?;
-        Ok(key.trim().as_bytes().to_vec())
+        Ok(secret.trim().as_bytes().to_vec())
     }
 
     /// The local operator token, created (and its hash added to the tokens
