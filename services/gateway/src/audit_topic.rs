@@ -10,8 +10,7 @@
 use std::time::Duration;
 
 use blockhub_merger::Store;
-use blockhub_model::{BrokerError, KafkaSettings, error_chain};
-use rdkafka::producer::FutureRecord;
+use blockhub_model::{KafkaSettings, error_chain, send_all};
 use tracing::{debug, info, warn};
 
 use crate::error::GatewayError;
@@ -32,31 +31,17 @@ pub async fn publish_pending(
         let Some(last) = pending.last().map(|entry| entry.seq) else {
             return Ok(published);
         };
-        let mut payloads = Vec::with_capacity(pending.len());
+        let mut messages = Vec::with_capacity(pending.len());
         for entry in &pending {
-            // Plain serialisation of owned strings and integers.
-            payloads.push((
-                entry.seq.to_string(),
-                serde_json::to_vec(entry).unwrap_or_default(),
-            ));
-        }
-        let deliveries: Vec<_> = payloads
-            .iter()
-            .map(|(key, payload)| {
-                producer.send(
-                    FutureRecord::to(&topic).key(key).payload(payload),
-                    Duration::from_secs(30),
-                )
-            })
-            .collect();
-        for delivery in futures_util::future::join_all(deliveries).await {
-            delivery.map_err(|(source, _)| {
-                GatewayError::Broker(BrokerError::Delivery {
-                    topic: topic.clone(),
-                    source,
-                })
+            let payload = serde_json::to_vec(entry).map_err(|source| GatewayError::Encode {
+                seq: entry.seq,
+                source,
             })?;
+            messages.push((entry.seq.to_string(), payload));
         }
+        send_all(producer, &topic, &messages)
+            .await
+            .map_err(GatewayError::Broker)?;
         store.mark_audit_published(last).await?;
         published += pending.len();
         debug!(published, "Audit entries published.");

@@ -69,6 +69,15 @@ pub enum GatewayError {
     /// The reflection service could not be built from the descriptors.
     #[error("reflection service could not be built")]
     Reflection(#[source] tonic_reflection::server::Error),
+    /// An audit entry could not be written as JSON for the audit topic.
+    #[error("audit entry {seq} could not be encoded")]
+    Encode {
+        /// The entry's sequence number.
+        seq: i64,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Kafka refused or went away.
     #[error(transparent)]
     Broker(BrokerError),

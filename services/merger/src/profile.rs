@@ -1,6 +1,7 @@
 //! Where the merger's time goes: wall-clock time per phase of its loop,
 //! summed over every batch since the last reset. The benchmark prints it;
-//! it costs a clock read per phase per batch.
+//! it costs a clock read per phase per batch, and two per message for
+//! decoding.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -410,6 +410,32 @@ impl KafkaSettings {
     }
 }
 
+/// Sends every (key, payload) to `topic` at once and waits for all of them:
+/// one round trip for a page of messages rather than one per message. The
+/// first failed delivery is the error; the caller records nothing as sent.
+pub async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    messages: &[(String, Vec<u8>)],
+) -> Result<(), BrokerError> {
+    let deliveries: Vec<_> = messages
+        .iter()
+        .map(|(key, payload)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    for delivery in futures_util::future::join_all(deliveries).await {
+        delivery.map_err(|(source, _)| BrokerError::Delivery {
+            topic: topic.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Publishes rejected rows and events to the dead-letter topic.
 #[derive(Clone)]
 pub struct DeadLetterSink {

@@ -31,7 +31,7 @@ pub use event::{
     SourceRefKind, StaffStatus, UnitQuota, VeteranPlacement,
 };
 
-pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings, read_topic_to_end};
+pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings, read_topic_to_end, send_all};
 pub use key::PersonKeyer;
 pub use money::{MoneyError, amount_from_number, parse_amount};
 pub use month::{Month, MonthError};

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use blockhub_merger::Store;
 use blockhub_merger::store::StoredAlert;
-use blockhub_model::{BrokerError, KafkaSettings, error_chain, read_topic_to_end};
+use blockhub_model::{BrokerError, KafkaSettings, error_chain, read_topic_to_end, send_all};
 use chrono::Local;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
@@ -200,9 +200,9 @@ pub async fn round(
         if pending.is_empty() {
             return Ok(published);
         }
-        // A page at a time, all in flight together: one round trip per
-        // page rather than per alert, then one transaction to record them.
-        let mut payloads = Vec::with_capacity(pending.len());
+        // A page at a time, all in flight together, then one transaction
+        // to record them.
+        let mut messages = Vec::with_capacity(pending.len());
         for alert in &pending {
             let payload = serde_json::to_vec(&AlertMessage::of(alert)).map_err(|source| {
                 RulesError::Encode {
@@ -210,24 +210,9 @@ pub async fn round(
                     source,
                 }
             })?;
-            payloads.push(payload);
+            messages.push((alert.alert_id.clone(), payload));
         }
-        let deliveries: Vec<_> = pending
-            .iter()
-            .zip(&payloads)
-            .map(|(alert, payload)| {
-                let record = FutureRecord::to(&topic)
-                    .key(&alert.alert_id)
-                    .payload(payload);
-                producer.send(record, Duration::from_secs(30))
-            })
-            .collect();
-        for delivery in futures_util::future::join_all(deliveries).await {
-            delivery.map_err(|(source, _)| BrokerError::Delivery {
-                topic: topic.clone(),
-                source,
-            })?;
-        }
+        send_all(producer, &topic, &messages).await?;
         let states: Vec<(&str, &str)> = pending
             .iter()
             .map(|a| (a.alert_id.as_str(), a.state.as_str()))
