@@ -12,9 +12,10 @@ use blockhub_gateway::proto::alerts_client::AlertsClient;
 use blockhub_gateway::proto::changes_client::ChangesClient;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
 use blockhub_gateway::proto::staff_client::StaffClient;
+use blockhub_gateway::proto::sync_health_client::SyncHealthClient;
 use blockhub_gateway::proto::{
-    AcknowledgeRequest, BatchLookupRequest, CountByPostRequest, HistoryRequest, ListAlertsRequest,
-    ListStaffRequest, LookupReply, LookupRequest, SubscribeRequest,
+    AcknowledgeRequest, BatchLookupRequest, CountByPostRequest, HealthRequest, HistoryRequest,
+    ListAlertsRequest, ListStaffRequest, LookupReply, LookupRequest, SubscribeRequest,
 };
 use blockhub_merger::{MergerConfig, Store};
 use blockhub_tests::{
@@ -63,6 +64,7 @@ methods = [
     "PersonLookup.Lookup", "PersonLookup.BatchLookup", "Changes.Subscribe",
     "Alerts.List", "Alerts.Acknowledge",
     "Staff.List", "Staff.CountByPost", "Staff.History",
+    "SyncHealth.Get", "SyncHealth.Watch",
 ]
 [departments.staffing.purposes.staff-management]
 fields = ["citizen_id", "name", "employer", "posts", "latest_payment", "evidence"]
@@ -80,7 +82,7 @@ const PURPOSES: [&str; 6] = [
 
 /// Every method the gateway serves: a new one joins the matrix, and
 /// fails it until `call` knows how to call it and `allowed` says who may.
-const METHODS: [&str; 8] = blockhub_gateway::policy::METHODS;
+const METHODS: [&str; 10] = blockhub_gateway::policy::METHODS;
 
 /// What the matrix expects, written out by hand from MATRIX_POLICY: the
 /// fields a person look-up returns, or "" for allowed calls that return
@@ -121,7 +123,13 @@ fn allowed() -> BTreeMap<(&'static str, &'static str, &'static str), &'static st
         ("staffing", "Changes.Subscribe", "staff-management"),
         "citizen_id,name,posts",
     );
-    for method in ["Alerts.List", "Alerts.Acknowledge", "Staff.CountByPost"] {
+    for method in [
+        "Alerts.List",
+        "Alerts.Acknowledge",
+        "Staff.CountByPost",
+        "SyncHealth.Get",
+        "SyncHealth.Watch",
+    ] {
         allowed.insert(("staffing", method, ""), "");
     }
     for method in [
@@ -129,6 +137,8 @@ fn allowed() -> BTreeMap<(&'static str, &'static str, &'static str), &'static st
         "Alerts.Acknowledge",
         "Staff.CountByPost",
         "Staff.History",
+        "SyncHealth.Get",
+        "SyncHealth.Watch",
     ] {
         allowed.insert(("staffing", method, "staff-management"), "");
     }
@@ -399,6 +409,24 @@ async fn call(
                 .await
                 .map_err(|s| s.code())?;
             assert!(!reply.get_ref().items.is_empty());
+            Ok(String::new())
+        }
+        "SyncHealth.Get" => {
+            let reply = SyncHealthClient::new(channel.clone())
+                .get(request(HealthRequest::default(), department, purpose))
+                .await
+                .map_err(|s| s.code())?;
+            assert!(reply.get_ref().sources.len() >= 8);
+            Ok(String::new())
+        }
+        "SyncHealth.Watch" => {
+            let mut stream = SyncHealthClient::new(channel.clone())
+                .watch(request(HealthRequest::default(), department, purpose))
+                .await
+                .map_err(|s| s.code())?
+                .into_inner();
+            let first = stream.message().await.map_err(|s| s.code())?;
+            assert!(first.and_then(|change| change.source).is_some());
             Ok(String::new())
         }
         other => panic!("no call for {other}"),

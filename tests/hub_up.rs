@@ -41,6 +41,8 @@ async fn up_runs_the_hub_from_a_data_directory() {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            status_listen: "127.0.0.1:0".into(),
+            health_config: None,
         },
         rules_interval: 1,
         policy: None,

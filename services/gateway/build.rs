@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "../../proto/blockhub/v1/lookup.proto",
                 "../../proto/blockhub/v1/office.proto",
                 "../../proto/blockhub/v1/changes.proto",
+                "../../proto/blockhub/v1/health.proto",
             ],
             &["../../proto"],
         )?;

@@ -316,6 +316,8 @@ pub struct TestGateway {
     pub address: std::net::SocketAddr,
     /// The policy file (rewrite it to change the policy).
     pub policy_file: PathBuf,
+    /// The status page's host:port, when the options asked for one.
+    pub status_address: Option<std::net::SocketAddr>,
     _dir: TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), blockhub_gateway::GatewayError>>>,
@@ -360,12 +362,14 @@ impl TestGateway {
             audit_key: TEST_AUDIT_KEY.to_vec(),
             tls: None,
             kafka: None,
+            health: Default::default(),
         };
         let options = adjust(dir.path(), options);
         let gateway = BoundGateway::bind("127.0.0.1:0", store.clone(), options)
             .await
             .expect("bind gateway");
         let address = gateway.address();
+        let status_address = gateway.status_address();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(gateway.serve(async {
             let _ = stopped.await;
@@ -373,6 +377,7 @@ impl TestGateway {
         Self {
             address,
             policy_file,
+            status_address,
             _dir: dir,
             stop: Some(stop),
             task: Some(task),

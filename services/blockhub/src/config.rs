@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 /// The default gateway address.
 pub const DEFAULT_GATEWAY_LISTEN: &str = "127.0.0.1:50051";
+/// The default address of the status page and metrics.
+pub const DEFAULT_STATUS_LISTEN: &str = "127.0.0.1:8470";
 /// The default embedded broker port.
 pub const DEFAULT_BROKER_PORT: u16 = 9092;
 
@@ -34,6 +36,9 @@ pub struct HubFile {
     pub store: String,
     /// The `blockhub up` process.
     pub pid: u32,
+    /// Status page URL, such as http://127.0.0.1:8470/ (none: not served).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// The files of one data directory.

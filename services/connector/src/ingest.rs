@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use blockhub_model::fold::fold_identifier;
 use blockhub_model::{
-    DeadLetter, Envelope, Event, Fact, KafkaSettings, Operation, PersonKeyer, SourceRef,
-    SourceRefKind, error_chain, mask_id_text, mask_ids_in_text,
+    Clock, DeadLetter, Envelope, Event, Fact, KafkaSettings, Operation, PersonKeyer, SourceRef,
+    SourceRefKind, SyncRun, error_chain, mask_id_text, mask_ids_in_text,
 };
+
 use chrono::Utc;
 use serde::Serialize;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -133,6 +134,8 @@ pub struct IngestOptions {
     pub aliases: UnitDirectory,
     /// Header texts and value maps (`--mapping`).
     pub mapping: Mapping,
+    /// The time the run's record carries; a test moves it.
+    pub clock: Clock,
 }
 
 impl From<UnitDirectory> for IngestOptions {
@@ -153,6 +156,7 @@ pub async fn ingest(
     keyer: PersonKeyer,
     options: &IngestOptions,
 ) -> Result<IngestReport, ConnectorError> {
+    let started_at = options.clock.now();
     let mut publisher = Publisher::connect(settings, keyer).await?;
     let mut directory = if source.needs_unit_directory() {
         UnitDirectory::from_topic(settings).await?
@@ -183,7 +187,41 @@ pub async fn ingest(
         report.files.push(file_report);
     }
     publish_deletes(source, &mut publisher, &mut snapshot, &mut report).await?;
+    let run = run_record(&report, started_at, options.clock.now());
+    publisher.sync_run(&run).await?;
     Ok(report)
+}
+
+/// The run's record for sync health: what was read and what became of it.
+fn run_record(
+    report: &IngestReport,
+    started_at: chrono::DateTime<Utc>,
+    finished_at: chrono::DateTime<Utc>,
+) -> SyncRun {
+    let total = report.total();
+    let files: Vec<&str> = report
+        .files
+        .iter()
+        .map(|f| f.file.rsplit('/').next().unwrap_or(&f.file))
+        .collect();
+    let error = report
+        .files
+        .iter()
+        .find_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.file)));
+    SyncRun {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        source_system: report.source.clone(),
+        location: files.join(", "),
+        started_at,
+        finished_at,
+        rows_read: total
+            .rows_read
+            .saturating_sub(total.skipped_title + total.skipped_blank + total.skipped_totals),
+        published: total.published + report.deleted,
+        unchanged: total.unchanged,
+        rejected: total.rejected,
+        error: error.map(|e| mask_ids_in_text(&e)),
+    }
 }
 
 /// Publishes the facts the exports no longer have, unless a rejected row

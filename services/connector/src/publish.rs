@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use blockhub_model::{
     BrokerError, DeadLetter, DeadLetterSink, Event, EventKind, KafkaSettings, PersonKeyer,
-    SchemaRegistry,
+    SchemaRegistry, SyncRun,
 };
+
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use tracing::trace;
@@ -123,6 +124,26 @@ impl Publisher {
             Ok(Err((source, _))) => Err(BrokerError::Delivery { topic, source }.into()),
             Err(_) => Err(ConnectorError::ProducerClosed { topic }),
         }
+    }
+
+    /// Publishes the record of a finished run and waits for the broker to
+    /// confirm it. Keyed by source, so a source's runs stay in order.
+    pub async fn sync_run(&self, run: &SyncRun) -> Result<(), ConnectorError> {
+        let topic = self.settings.topic(EventKind::SyncRun);
+        let payload = SchemaRegistry::get()
+            .and_then(|registry| registry.encode_sync_run(run))
+            .map_err(|source| BrokerError::Encode {
+                topic: topic.clone(),
+                source,
+            })?;
+        let record = FutureRecord::to(&topic)
+            .key(&run.source_system)
+            .payload(&payload);
+        self.producer
+            .send(record, Duration::from_secs(120))
+            .await
+            .map_err(|(source, _)| BrokerError::Delivery { topic, source })?;
+        Ok(())
     }
 
     /// Waits until every queued message is confirmed.

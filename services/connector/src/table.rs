@@ -21,7 +21,7 @@ use blockhub_model::{KafkaSettings, PersonKeyer, SourceRef, SourceRefKind};
 use futures_util::StreamExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Row, postgres::PgRow};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::directory::UnitDirectory;
 use crate::error::ConnectorError;
@@ -211,6 +211,7 @@ pub struct TablePoller {
     publisher: Publisher,
     snapshot: Snapshot,
     cursor: Option<String>,
+    clock: blockhub_model::Clock,
 }
 
 impl TablePoller {
@@ -250,6 +251,7 @@ impl TablePoller {
             publisher,
             snapshot,
             cursor: None,
+            clock: options.clock.clone(),
         })
     }
 
@@ -262,6 +264,7 @@ impl TablePoller {
     /// that changed. The report counts rows read, new, changed, unchanged
     /// and rejected.
     pub async fn poll(&mut self) -> Result<FileReport, TableError> {
+        let started_at = self.clock.now();
         self.snapshot.start_run();
         let sql = self.table.poll_sql(self.cursor.is_some());
 
@@ -323,6 +326,11 @@ impl TablePoller {
         drop(rows);
         self.publisher.finish().await?;
         report.published = self.publisher.confirmed() - confirmed_before;
+        // A poll that found rows is a delivery; an empty one is not, since
+        // nothing in the department's table moved.
+        if report.rows_read > 0 {
+            self.publish_run(started_at, &report, None).await?;
+        }
         if report.published > 0 || report.rejected > 0 {
             info!(
                 table = %table_name,
@@ -335,7 +343,30 @@ impl TablePoller {
         Ok(report)
     }
 
+    /// Publishes the record of one poll for sync health.
+    async fn publish_run(
+        &self,
+        started_at: chrono::DateTime<chrono::Utc>,
+        report: &FileReport,
+        error: Option<String>,
+    ) -> Result<(), ConnectorError> {
+        let run = blockhub_model::SyncRun {
+            run_id: uuid::Uuid::new_v4().to_string(),
+            source_system: self.source.name().to_string(),
+            location: self.table.options.table.clone(),
+            started_at,
+            finished_at: self.clock.now(),
+            rows_read: report.rows_read,
+            published: report.published,
+            unchanged: report.unchanged,
+            rejected: report.rejected,
+            error: error.map(|e| blockhub_model::mask_ids_in_text(&e)),
+        };
+        self.publisher.sync_run(&run).await
+    }
+
     /// Polls every `interval` until `stop` resolves; a failed poll is
+
     /// logged once and retried at the next interval.
     pub async fn run(
         &mut self,
@@ -355,6 +386,16 @@ impl TablePoller {
                     let error = blockhub_model::error_chain(&error);
                     warn!(%error, "Table poll failed; retrying.");
                     failing = true;
+                    // Once per failure, so sync health shows the feed as
+                    // failing with this reason; the broker may be the cause.
+                    let report = FileReport {
+                        file: self.table.options.table.clone(),
+                        ..FileReport::default()
+                    };
+                    let at = self.clock.now();
+                    if let Err(publish) = self.publish_run(at, &report, Some(error)).await {
+                        debug!(error = %publish, "Failed poll not recorded.");
+                    }
                 }
                 Err(_) => {}
             }

@@ -84,6 +84,9 @@ pub enum GatewayError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] MergerError),
+    /// The status page could not be set up.
+    #[error(transparent)]
+    Health(#[from] blockhub_health::HealthError),
 }
 
 impl From<GatewayError> for Status {

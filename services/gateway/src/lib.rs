@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod office;
 pub mod policy;
 pub mod server;
+pub mod sync_health;
 pub mod tls;
 
 /// Generated protocol code.
@@ -32,5 +33,5 @@ pub use access::{Access, AuditWriter, PolicyHandle};
 pub use auth::{Caller, CertificateEntry, TokenEntry, TokenRegistry, TokensFile, hash_token};
 pub use error::GatewayError;
 pub use policy::{DEFAULT_POLICY, Policy};
-pub use server::{BoundGateway, GatewayOptions};
+pub use server::{BoundGateway, GatewayOptions, HealthOptions};
 pub use tls::TlsFiles;

@@ -38,7 +38,7 @@ use toml::Spanned;
 use crate::error::GatewayError;
 
 /// Every method the gateway serves, as named in the policy.
-pub const METHODS: [&str; 8] = [
+pub const METHODS: [&str; 10] = [
     "PersonLookup.Lookup",
     "PersonLookup.BatchLookup",
     "Changes.Subscribe",
@@ -47,6 +47,8 @@ pub const METHODS: [&str; 8] = [
     "Staff.List",
     "Staff.CountByPost",
     "Staff.History",
+    "SyncHealth.Get",
+    "SyncHealth.Watch",
 ];
 
 /// Methods that return facts about persons: refused when the grant holds

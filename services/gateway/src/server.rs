@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use blockhub_health::{HealthConfig, Monitor, StatusServer};
 use blockhub_merger::Store;
+use blockhub_model::Clock;
+
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
@@ -21,6 +24,8 @@ use crate::proto::alerts_server::AlertsServer;
 use crate::proto::changes_server::ChangesServer;
 use crate::proto::person_lookup_server::PersonLookupServer;
 use crate::proto::staff_server::StaffServer;
+use crate::proto::sync_health_server::SyncHealthServer;
+use crate::sync_health::SyncHealthService;
 
 /// What the gateway needs besides its store: who may call, what they may
 /// see, and the key its audit chain is signed with.
@@ -37,6 +42,37 @@ pub struct GatewayOptions {
     /// The broker whose topics Changes.Subscribe streams; without one,
     /// subscriptions are refused as unavailable.
     pub kafka: Option<blockhub_model::KafkaSettings>,
+    /// Sync health: expected cadences, the clock, and where the status
+    /// page is served.
+    pub health: HealthOptions,
+}
+
+/// How the gateway process watches the feeds.
+#[derive(Debug, Clone)]
+pub struct HealthOptions {
+    /// Cadences and thresholds.
+    pub config: HealthConfig,
+    /// The time verdicts are made at (a test moves it).
+    pub clock: Clock,
+    /// Address of the status page and metrics (HTTP); none: not served.
+    pub status_listen: Option<String>,
+    /// How often the monitor measures lag and judges the sources.
+    pub every: Duration,
+    /// The merger's consumer group, whose stored offsets lag is measured
+    /// against.
+    pub merger_group: String,
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        Self {
+            config: HealthConfig::default(),
+            clock: Clock::system(),
+            status_listen: None,
+            every: Duration::from_secs(5),
+            merger_group: blockhub_merger::consume::DEFAULT_GROUP.to_string(),
+        }
+    }
 }
 
 /// A gateway bound to its port, ready to serve.
@@ -49,6 +85,9 @@ pub struct BoundGateway {
     audit_key: Vec<u8>,
     tls: Option<crate::tls::TlsFiles>,
     kafka: Option<blockhub_model::KafkaSettings>,
+    monitor: Arc<Monitor>,
+    status: Option<StatusServer>,
+    health_every: Duration,
 }
 
 impl BoundGateway {
@@ -68,7 +107,21 @@ impl BoundGateway {
             address: address.to_string(),
             source,
         })?;
+        let health = options.health;
+        let merger = options.kafka.clone().map(|kafka| {
+            let mut merger = blockhub_merger::MergerConfig::new(kafka);
+            merger.group = health.merger_group.clone();
+            merger
+        });
+        let monitor = Monitor::new(store.clone(), health.config, merger, health.clock);
+        let status = match &health.status_listen {
+            Some(listen) => Some(StatusServer::bind(listen, monitor.clone()).await?),
+            None => None,
+        };
         Ok(Self {
+            monitor,
+            status,
+            health_every: health.every,
             listener,
             address,
             store,
@@ -83,6 +136,16 @@ impl BoundGateway {
     /// The address actually bound.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The status page's address, if served.
+    pub fn status_address(&self) -> Option<SocketAddr> {
+        self.status.as_ref().map(StatusServer::address)
+    }
+
+    /// The sync-health monitor.
+    pub fn monitor(&self) -> Arc<Monitor> {
+        self.monitor.clone()
     }
 
     /// Serves until `shutdown` completes.
@@ -118,6 +181,21 @@ impl BoundGateway {
                 shutdown.await;
                 let _ = closing_tx.send(true);
             };
+            let stopped = |mut closing: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = closing.wait_for(|closed| *closed).await;
+            };
+            tokio::spawn(
+                self.monitor
+                    .clone()
+                    .run(self.health_every, stopped(closing.clone())),
+            );
+            if let Some(status) = self.status {
+                tokio::spawn(status.serve(stopped(closing.clone())));
+            }
+            let sync_health = SyncHealthServer::with_interceptor(
+                SyncHealthService::new(self.monitor.clone(), access.clone(), closing.clone()),
+                authenticate(self.tokens.clone()),
+            );
             let changes = ChangesServer::with_interceptor(
                 ChangesService::new(access.clone(), self.kafka.clone(), closing),
                 authenticate(self.tokens.clone()),
@@ -133,6 +211,9 @@ impl BoundGateway {
             reporter.set_serving::<StaffServer<OfficeService>>().await;
             reporter
                 .set_serving::<ChangesServer<ChangesService>>()
+                .await;
+            reporter
+                .set_serving::<SyncHealthServer<SyncHealthService>>()
                 .await;
             if self.tokens.is_empty() {
                 tracing::warn!("No tokens configured: every call will be refused.");
@@ -157,6 +238,7 @@ impl BoundGateway {
                 .add_service(alerts)
                 .add_service(staff)
                 .add_service(changes)
+                .add_service(sync_health)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
                 .await
                 .map_err(GatewayError::Serve);

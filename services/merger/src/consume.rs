@@ -63,7 +63,7 @@ impl MergerConfig {
     pub fn new(kafka: KafkaSettings) -> Self {
         Self {
             kafka,
-            group: "blockhub-merger".into(),
+            group: DEFAULT_GROUP.into(),
             batch_size: 1000,
             batch_wait: Duration::from_millis(100),
             session_timeout: Duration::from_secs(10),
@@ -311,7 +311,10 @@ async fn publish_dead_letters(
     Ok(())
 }
 
-const MERGER_SOURCE: &str = "merger";
+pub(crate) const MERGER_SOURCE: &str = "merger";
+
+/// The consumer group a merger joins unless told otherwise.
+pub const DEFAULT_GROUP: &str = "blockhub-merger";
 
 fn is_dead_letter_topic(topic: &str) -> bool {
     topic.ends_with(EventKind::DeadLetter.topic())
@@ -362,6 +365,10 @@ fn decode(message: &BorrowedMessage<'_>) -> Delivered {
             registry
                 .decode_dead_letter(payload)
                 .map(DeliveredItem::DeadLetter)
+        } else if EventKind::of_topic(&topic) == Some(EventKind::SyncRun) {
+            registry
+                .decode_sync_run(payload)
+                .map(DeliveredItem::SyncRun)
         } else {
             registry.decode_event(payload).map(DeliveredItem::Event)
         }

@@ -62,6 +62,18 @@ pub async fn lag(config: &MergerConfig, store: &Store) -> Result<Vec<PartitionLa
                             source,
                         })?;
                 for meta in metadata.topics() {
+                    // A topic the broker lists without partitions (still
+                    // being created, or a leader missing) is not "caught
+                    // up": the caller asks again.
+                    if meta.partitions().is_empty() || meta.error().is_some() {
+                        return Err(MergerError::Consumer {
+                            group: group.clone(),
+                            action: "read partitions",
+                            source: rdkafka::error::KafkaError::MetadataFetch(
+                                rdkafka::types::RDKafkaErrorCode::UnknownPartition,
+                            ),
+                        });
+                    }
                     for partition in meta.partitions() {
                         let (_, high) = consumer
                             .fetch_watermarks(&topic, partition.id(), timeout)

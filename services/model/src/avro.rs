@@ -19,7 +19,7 @@ use crate::date::{from_epoch_days, to_epoch_days};
 use crate::event::{
     Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, Operation,
     PayrollPayment, PensionStart, PostCategory, PurchasedService, RosterEntry, SourceRef,
-    SourceRefKind, StaffStatus, UnitQuota, VeteranPlacement,
+    SourceRefKind, StaffStatus, SyncRun, UnitQuota, VeteranPlacement,
 };
 use crate::{CitizenId, CreditCode, Month};
 
@@ -76,6 +76,11 @@ pub(crate) const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
         EventKind::DeadLetter,
         1,
         include_str!("../../../schemas/dead_letter.v1.avsc"),
+    ),
+    (
+        EventKind::SyncRun,
+        1,
+        include_str!("../../../schemas/sync_run.v1.avsc"),
     ),
 ];
 
@@ -350,7 +355,7 @@ impl SchemaRegistry {
             EventKind::EnforcementCase => Fact::EnforcementCase(enforcement_case_from(&record)?),
             EventKind::VeteranPlacement => Fact::VeteranPlacement(veteran_placement_from(&record)?),
             EventKind::PurchasedService => Fact::PurchasedService(purchased_service_from(&record)?),
-            EventKind::DeadLetter => {
+            EventKind::DeadLetter | EventKind::SyncRun => {
                 return Err(AvroError::WrongKind {
                     expected: EventKind::RosterEntry,
                     found: kind,
@@ -406,6 +411,60 @@ impl SchemaRegistry {
             reason: record.string("reason")?,
             raw: record.string("raw")?,
             observed_at: record.timestamp("observed_at")?,
+        })
+    }
+
+    /// Encodes a connector run.
+    pub fn encode_sync_run(&self, run: &SyncRun) -> Result<Vec<u8>, AvroError> {
+        let count = |n: u64| Value::Long(i64::try_from(n).unwrap_or(i64::MAX));
+        let value = Value::Record(vec![
+            ("run_id".into(), Value::String(run.run_id.clone())),
+            (
+                "source_system".into(),
+                Value::String(run.source_system.clone()),
+            ),
+            ("location".into(), Value::String(run.location.clone())),
+            (
+                "started_at".into(),
+                Value::TimestampMillis(run.started_at.timestamp_millis()),
+            ),
+            (
+                "finished_at".into(),
+                Value::TimestampMillis(run.finished_at.timestamp_millis()),
+            ),
+            ("rows_read".into(), count(run.rows_read)),
+            ("published".into(), count(run.published)),
+            ("unchanged".into(), count(run.unchanged)),
+            ("rejected".into(), count(run.rejected)),
+            ("error".into(), optional_string(run.error.as_deref())),
+        ]);
+        self.encode_value(EventKind::SyncRun, value)
+    }
+
+    /// Decodes a connector run.
+    pub fn decode_sync_run(&self, message: &[u8]) -> Result<SyncRun, AvroError> {
+        let (kind, value) = self.decode_value(message)?;
+        if kind != EventKind::SyncRun {
+            return Err(AvroError::WrongKind {
+                expected: EventKind::SyncRun,
+                found: kind,
+            });
+        }
+        let record = Record::new(value)?;
+        let count = |field: &'static str| -> Result<u64, AvroError> {
+            Ok(u64::try_from(record.long(field)?).unwrap_or(0))
+        };
+        Ok(SyncRun {
+            run_id: record.string("run_id")?,
+            source_system: record.string("source_system")?,
+            location: record.string("location")?,
+            started_at: record.timestamp("started_at")?,
+            finished_at: record.timestamp("finished_at")?,
+            rows_read: count("rows_read")?,
+            published: count("published")?,
+            unchanged: count("unchanged")?,
+            rejected: count("rejected")?,
+            error: record.optional_string("error")?,
         })
     }
 }
@@ -799,6 +858,13 @@ fn enum_value(symbols: &[&str], index: usize) -> Value {
     Value::Enum(index as u32, symbols[index].to_string())
 }
 
+fn optional_string(text: Option<&str>) -> Value {
+    match text {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(text) => Value::Union(1, Box::new(Value::String(text.to_string()))),
+    }
+}
+
 fn optional_date(date: Option<NaiveDate>) -> Value {
     match date {
         Some(date) => Value::Union(1, Box::new(Value::Date(to_epoch_days(date)))),
@@ -905,6 +971,14 @@ impl Record {
         match self.get(field)? {
             Value::Enum(_, symbol) => Ok(symbol.clone()),
             other => Err(Self::wrong(field, "an enum symbol", other)),
+        }
+    }
+
+    fn long(&self, field: &'static str) -> Result<i64, AvroError> {
+        match self.get(field)? {
+            Value::Long(number) => Ok(*number),
+            Value::Int(number) => Ok(i64::from(*number)),
+            other => Err(Self::wrong(field, "a long", other)),
         }
     }
 
@@ -1253,6 +1327,29 @@ mod tests {
     }
 
     #[test]
+    fn sync_run_round_trips_with_and_without_an_error() {
+        let at = DateTime::from_timestamp_millis(1_764_900_000_000).unwrap();
+        let mut run = SyncRun {
+            run_id: "r1".into(),
+            source_system: "finance.payroll".into(),
+            location: "payroll_2026-11.xlsx".into(),
+            started_at: at,
+            finished_at: at + chrono::Duration::seconds(3),
+            rows_read: 1000,
+            published: 12,
+            unchanged: 980,
+            rejected: 8,
+            error: None,
+        };
+        let message = registry().encode_sync_run(&run).unwrap();
+        assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
+        run.error = Some("file could not be read".into());
+        let message = registry().encode_sync_run(&run).unwrap();
+        assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
+        assert!(registry().decode_event(&message).is_err());
+    }
+
+    #[test]
     fn truncated_message_is_an_error_not_a_panic() {
         let message = registry().encode_event(&roster_event()).unwrap();
         for cut in 10..message.len() {
@@ -1264,7 +1361,7 @@ mod tests {
     fn every_schema_file_inlines_the_same_envelope() {
         let envelopes: Vec<String> = SCHEMA_FILES
             .iter()
-            .filter(|(kind, _, _)| *kind != EventKind::DeadLetter)
+            .filter(|(kind, _, _)| !matches!(kind, EventKind::DeadLetter | EventKind::SyncRun))
             .map(|(_, _, text)| {
                 let json: serde_json::Value = serde_json::from_str(text).unwrap();
                 json["fields"][0]["type"].to_string()

@@ -352,6 +352,33 @@ pub struct DeadLetter {
     pub observed_at: DateTime<Utc>,
 }
 
+/// One connector run over a source: the feed's heartbeat. Sync health
+/// counts a run as a delivery even when it published nothing, because an
+/// unchanged export is still a fresh one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRun {
+    /// Random UUID.
+    pub run_id: String,
+    /// The connector's source name, such as `finance.payroll`.
+    pub source_system: String,
+    /// The files read (names only) or the table.
+    pub location: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When the run ended.
+    pub finished_at: DateTime<Utc>,
+    /// Data rows read.
+    pub rows_read: u64,
+    /// Events the broker confirmed, deletes included.
+    pub published: u64,
+    /// Rows whose fact was published before exactly so.
+    pub unchanged: u64,
+    /// Rows sent to the dead letters.
+    pub rejected: u64,
+    /// Why the run stopped early, if it did.
+    pub error: Option<String>,
+}
+
 impl DeadLetter {
     /// A dead-letter id derived from what was rejected, where and why, so
     /// that rejecting the same row again yields the same id and the store
@@ -520,11 +547,13 @@ pub enum EventKind {
     PurchasedService,
     /// Rejected rows and events.
     DeadLetter,
+    /// Connector runs, the feeds' heartbeats.
+    SyncRun,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         Self::UnitQuota,
         Self::RosterEntry,
         Self::PayrollPayment,
@@ -534,6 +563,7 @@ impl EventKind {
         Self::VeteranPlacement,
         Self::PurchasedService,
         Self::DeadLetter,
+        Self::SyncRun,
     ];
 
     /// The topic name, before any deployment prefix.
@@ -549,6 +579,32 @@ impl EventKind {
             Self::PurchasedService => "finance.purchased-services",
 
             Self::DeadLetter => "dead-letters",
+            Self::SyncRun => "sync-runs",
         }
+    }
+
+    /// The connector source that publishes facts of this kind, the name a
+    /// feed has in `blockhub ingest` and on the status page; none for the
+    /// hub's own topics.
+    pub fn source(&self) -> Option<&'static str> {
+        match self {
+            Self::UnitQuota => Some("staffing.quota"),
+            Self::RosterEntry => Some("staffing.roster"),
+            Self::PayrollPayment => Some("finance.payroll"),
+            Self::Contribution => Some("social_security.contributions"),
+            Self::PensionStart => Some("social_security.retirements"),
+            Self::EnforcementCase => Some("court.enforcement_cases"),
+            Self::VeteranPlacement => Some("veterans.placements"),
+            Self::PurchasedService => Some("finance.purchases"),
+            Self::DeadLetter | Self::SyncRun => None,
+        }
+    }
+
+    /// The kind whose topic name ends `topic` (which may carry a
+    /// deployment prefix).
+    pub fn of_topic(topic: &str) -> Option<EventKind> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| topic.ends_with(kind.topic()))
     }
 }

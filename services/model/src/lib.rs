@@ -8,6 +8,7 @@
 pub mod avro;
 pub mod case_number;
 pub mod citizen_id;
+pub mod clock;
 pub mod compat;
 pub mod credit_code;
 pub mod date;
@@ -22,13 +23,14 @@ pub mod month;
 pub use avro::{AvroError, SchemaRegistry};
 pub use case_number::canonical_case_number;
 pub use citizen_id::{CitizenId, CitizenIdError, mask_id_text, mask_ids_in_text};
+pub use clock::Clock;
 pub use credit_code::{CreditCode, CreditCodeError};
 pub use date::{DateError, ExcelEpoch, from_excel_serial, parse_date};
 pub use error_text::error_chain;
 pub use event::{
     Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, Operation,
     PayrollPayment, PensionStart, PostCategory, PurchasedService, RosterEntry, SourceRef,
-    SourceRefKind, StaffStatus, UnitQuota, VeteranPlacement,
+    SourceRefKind, StaffStatus, SyncRun, UnitQuota, VeteranPlacement,
 };
 
 pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings, read_topic_to_end, send_all};

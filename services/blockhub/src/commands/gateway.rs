@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use blockhub_gateway::{
-    BoundGateway, DEFAULT_POLICY, GatewayOptions, PolicyHandle, TlsFiles, TokenRegistry,
+    BoundGateway, DEFAULT_POLICY, GatewayOptions, HealthOptions, PolicyHandle, TlsFiles,
+    TokenRegistry,
 };
+use blockhub_health::HealthConfig;
 use blockhub_merger::Store;
 use clap::Args;
 
 use crate::StoreArgs;
-use crate::config::{DEFAULT_GATEWAY_LISTEN, DataDir, write_private};
+use crate::config::{DEFAULT_GATEWAY_LISTEN, DEFAULT_STATUS_LISTEN, DataDir, write_private};
 
 /// Flags of `gateway`.
 #[derive(Debug, Args)]
@@ -58,6 +60,16 @@ pub struct GatewayFlags {
     /// pinned in the tokens file then identifies its department.
     #[arg(long, env = "BLOCKHUB_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Address of the status page and the Prometheus metrics (plain HTTP:
+    /// `/`, `/metrics`, `/report.json`; they name no person). "off" serves
+    /// neither.
+    #[arg(long, env = "BLOCKHUB_STATUS_LISTEN", default_value = DEFAULT_STATUS_LISTEN)]
+    pub status_listen: String,
+    /// When each feed is expected and when it counts as late, stalled or
+    /// failing (TOML). Default: the shipped cadences (`blockhub health
+    /// --default-config` prints them).
+    #[arg(long, env = "BLOCKHUB_HEALTH_CONFIG")]
+    pub health_config: Option<PathBuf>,
 }
 
 impl GatewayFlags {
@@ -113,12 +125,21 @@ impl GatewayFlags {
             }),
             _ => None,
         };
+        let health = HealthOptions {
+            config: match &self.health_config {
+                Some(path) => HealthConfig::from_file(path)?,
+                None => HealthConfig::default(),
+            },
+            status_listen: (self.status_listen != "off").then(|| self.status_listen.clone()),
+            ..HealthOptions::default()
+        };
         Ok(GatewayOptions {
             tokens,
             policy: Arc::new(policy),
             audit_key: data.audit_key()?,
             tls,
             kafka: None,
+            health,
         })
     }
 }
@@ -133,6 +154,9 @@ pub async fn run(data: &DataDir, args: GatewayArgs) -> Result<ExitCode> {
     }
     let store = Store::open(&url).await.context("opening the store")?;
     let gateway = BoundGateway::bind(&args.listen, store, options).await?;
+    if let Some(status) = gateway.status_address() {
+        tracing::info!(address = %status, "Status page at http://{status}/");
+    }
     gateway.serve(super::stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -89,7 +89,11 @@ impl MappingArgs {
             Some(path) => Mapping::from_file(path, source)?,
             None => Mapping::default(),
         };
-        Ok(IngestOptions { aliases, mapping })
+        Ok(IngestOptions {
+            aliases,
+            mapping,
+            ..IngestOptions::default()
+        })
     }
 }
 

@@ -123,6 +123,7 @@ async fn serve(
     let tls = options.tls.is_some();
     let gateway = BoundGateway::bind(&args.listen, store.clone(), options).await?;
     let address = gateway.address();
+    let status_page = gateway.status_address().map(|at| format!("http://{at}/"));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -161,6 +162,7 @@ async fn serve(
         gateway: format!("{}://{address}", if tls { "https" } else { "http" }),
         store: redact(&url),
         pid: std::process::id(),
+        status: status_page.clone(),
     })?;
     let broker_line = match embedded {
         Some(broker) => format!(
@@ -200,6 +202,13 @@ async fn serve(
         kafka.topic_prefix,
         blockhub_gateway::audit_topic::AUDIT_TOPIC
     );
+    match &status_page {
+        Some(page) => println!(
+            "  status   {page} (sync health of every feed; metrics at {page}metrics; \
+             blockhub health)"
+        ),
+        None => println!("  status   page off (--status-listen off); blockhub health still works"),
+    }
     println!("  stop     Ctrl-C, or: kill -TERM {}", std::process::id());
     info!(%address, "Hub running.");
 

@@ -60,16 +60,8 @@ pub enum SourceKind {
 impl SourceKind {
     /// The name used on the command line and as the event's source system.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::Quota => "staffing.quota",
-            Self::Roster => "staffing.roster",
-            Self::Payroll => "finance.payroll",
-            Self::Contributions => "social_security.contributions",
-            Self::Retirements => "social_security.retirements",
-            Self::CourtCases => "court.enforcement_cases",
-            Self::Placements => "veterans.placements",
-            Self::Purchases => "finance.purchases",
-        }
+        // One list of names, in the model, shared with sync health.
+        self.event_kind().source().unwrap_or("unknown")
     }
 
     /// The kind of event the source publishes.

@@ -17,8 +17,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use blockhub_model::{
-    Contribution, DeadLetter, EnforcementCase, Envelope, Event, Fact, Operation, PayrollPayment,
-    PensionStart, PurchasedService, RosterEntry, UnitQuota, VeteranPlacement,
+    Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, Operation,
+    PayrollPayment, PensionStart, PurchasedService, RosterEntry, SyncRun, UnitQuota,
+    VeteranPlacement,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -26,7 +27,9 @@ use rust_decimal::prelude::ToPrimitive;
 use sqlx::{Any, Transaction};
 use tracing::{debug, trace};
 
+use super::sync::{ActivityCounts, insert_sync_runs};
 use super::{Backend, Store};
+
 use crate::error::{MergerError, query};
 
 /// What a consumed message carries.
@@ -36,6 +39,8 @@ pub enum DeliveredItem {
     Event(Event),
     /// A dead letter, from the dead-letter topic or raised while decoding.
     DeadLetter(DeadLetter),
+    /// A connector's run record.
+    SyncRun(SyncRun),
     /// Nothing to apply (a tombstone); only the offset advances.
     Nothing,
 }
@@ -67,6 +72,8 @@ pub struct BatchOutcome {
     /// Events older than the fact the store (or the batch) held: kept as
     /// history, not applied.
     pub superseded: u64,
+    /// Connector runs stored.
+    pub sync_runs: u64,
 }
 
 fn date_text(date: Option<NaiveDate>) -> Option<String> {
@@ -127,11 +134,13 @@ impl Store {
         let rows = rows_per_statement(self.backend);
         let new_ids = record_events(&mut tx, &events, rows).await?;
         let mut facts = FactBatch::default();
+        let mut activity = ActivityCounts::default();
         let mut seen = HashSet::new();
         for (event, _) in &events {
             let id = event.envelope.event_id.as_str();
             if new_ids.contains(id) && seen.insert(id) {
                 trace!(event_id = id, source = %event.envelope.source_system, "Applying event.");
+                activity.event(&event.envelope.source_system, event.envelope.observed_at);
                 facts.add(event);
                 outcome.applied += 1;
             } else {
@@ -151,6 +160,18 @@ impl Store {
             .collect();
         insert_dead_letters(&mut tx, &letters, rows).await?;
         outcome.dead_letters = letters.len() as u64;
+
+        // A rejection counts once: the merger's own dead letters are also
+        // published to the dead-letter topic, and count when read there.
+        for message in &fresh {
+            if let DeliveredItem::DeadLetter(letter) = &message.item
+                && EventKind::of_topic(&message.topic) == Some(EventKind::DeadLetter)
+            {
+                activity.rejection(letter);
+            }
+        }
+        activity.write(&mut tx).await?;
+        outcome.sync_runs = insert_sync_runs(&mut tx, &fresh).await?;
 
         for ((topic, partition), next) in &next_offsets {
             store_offset(&mut tx, group, topic, *partition, *next).await?;

@@ -11,6 +11,7 @@ mod audit;
 mod facts;
 mod read;
 mod staff;
+mod sync;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use audit::{AuditBreak, AuditDraft, AuditEntry, AuditReport, GENESIS, chain_
 pub use facts::{RosterFact, RuleFacts, UnitFact};
 pub use read::{ContentSnapshot, Provenance, StoredPayment, StoredRosterEntry};
 pub use staff::{HistoryItem, PostCount, StaffFilter, StaffRow};
+pub use sync::ActivityHour;
 
 /// Which database a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
