@@ -249,6 +249,15 @@ pub fn test_keyer() -> blockhub_model::PersonKeyer {
 pub async fn ingest_sample_county(
     settings: &KafkaSettings,
 ) -> std::collections::BTreeMap<&'static str, blockhub_connector::IngestReport> {
+    ingest_sample_county_keyed(settings, test_keyer()).await
+}
+
+/// Ingests the sample county as `ingest_sample_county` does, with the
+/// person keys of a hub's own secret.
+pub async fn ingest_sample_county_keyed(
+    settings: &KafkaSettings,
+    keyer: blockhub_model::PersonKeyer,
+) -> std::collections::BTreeMap<&'static str, blockhub_connector::IngestReport> {
     let payroll = [
         sample("finance/payroll_202609.csv"),
         sample("finance/payroll_202610.csv"),
@@ -297,10 +306,15 @@ pub async fn ingest_sample_county(
             vec![sample("finance/purchase_services.csv")],
         ),
     ] {
-        let report =
-            blockhub_connector::ingest(source, &files, settings, test_keyer(), &Default::default())
-                .await
-                .expect("ingest");
+        let report = blockhub_connector::ingest(
+            source,
+            &files,
+            settings,
+            keyer.clone(),
+            &Default::default(),
+        )
+        .await
+        .expect("ingest");
         reports.insert(name, report);
     }
     reports

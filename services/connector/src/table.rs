@@ -366,7 +366,6 @@ impl TablePoller {
     }
 
     /// Polls every `interval` until `stop` resolves; a failed poll is
-
     /// logged once and retried at the next interval.
     pub async fn run(
         &mut self,

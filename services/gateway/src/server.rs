@@ -8,7 +8,6 @@ use std::time::Duration;
 use blockhub_health::{HealthConfig, Monitor, StatusServer};
 use blockhub_merger::Store;
 use blockhub_model::Clock;
-
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;

@@ -195,7 +195,7 @@ pub fn evaluate(
         ));
     }
 
-    findings.sort_by(|a, b| b.0.cmp(&a.0));
+    findings.sort_by_key(|finding| std::cmp::Reverse(finding.0));
     let status = findings.first().map_or(Status::Ok, |f| f.0);
     let action = findings.first().map(|f| f.2.clone()).unwrap_or_default();
     let mut reasons: Vec<String> = findings.into_iter().map(|f| f.1).collect();
