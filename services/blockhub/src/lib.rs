@@ -194,7 +194,13 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Logging starts inside the runtime, which an OTLP exporter runs on.
+    let telemetry = {
+        let _entered = runtime.enter();
+        logging::init(cli.verbose, cli.command.is_service())
+    };
     let result = runtime.block_on(commands::dispatch(cli));
+    telemetry.shutdown();
     match result {
         Ok(code) => code,
         Err(error) => {

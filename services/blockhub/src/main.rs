@@ -14,7 +14,5 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = blockhub::Cli::parse();
-    blockhub::logging::init(cli.verbose, cli.command.is_service());
-
     blockhub::run(cli)
 }

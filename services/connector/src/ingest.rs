@@ -175,7 +175,8 @@ pub async fn ingest(
         ..IngestReport::default()
     };
     for path in files {
-        let span = info_span!("ingest", source = source.name(), file = %path.display());
+        let topic = settings.topic(source.event_kind());
+        let span = info_span!("ingest", source = source.name(), file = %path.display(), %topic);
         let run = FileRun {
             source,
             publisher: &mut publisher,

@@ -224,7 +224,10 @@ impl BoundGateway {
                 tls = self.tls.is_some(),
                 "Gateway serving."
             );
-            let mut builder = Server::builder();
+            // One span per call, so an exported trace shows each call
+            // beside the batches and ingests it depends on.
+            let mut builder = Server::builder()
+                .trace_fn(|request| tracing::debug_span!("grpc", path = %request.uri().path()));
             if let Some(tls) = &self.tls {
                 builder = builder
                     .tls_config(tls.server_config()?)

@@ -6,6 +6,7 @@
 //! crash between the two costs a re-delivery that the store recognises and
 //! skips, never a lost or doubled fact.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::{Instant, timeout_at};
-use tracing::{Instrument, debug, error, info, info_span, trace, warn};
+use tracing::{Instrument, debug, debug_span, error, info, info_span, trace, warn};
 
 use crate::error::MergerError;
 use crate::profile::{self, Phase};
@@ -197,18 +198,58 @@ async fn run_inner(
 
         profile::add(Phase::Filling, filling.elapsed().saturating_sub(decoding));
         profile::add(Phase::Decoding, decoding);
-        let other = Instant::now();
-        publish_dead_letters(&dead_letters, &batch).await?;
-        let applying = Instant::now();
-        apply_with_retry(&store, &config.group, &batch).await?;
-        profile::add(Phase::Applying, applying.elapsed());
-        let committing = Instant::now();
-        commit_to_kafka(&consumer, &batch);
-        profile::add(Phase::Other, (applying - other) + committing.elapsed());
-        profile::batch(batch.len());
+        let span = batch_span(&batch);
+        async {
+            let other = Instant::now();
+            publish_dead_letters(&dead_letters, &batch).await?;
+            let applying = Instant::now();
+            apply_with_retry(&store, &config.group, &batch).await?;
+            profile::add(Phase::Applying, applying.elapsed());
+            let committing = Instant::now();
+            commit_to_kafka(&consumer, &batch);
+            profile::add(Phase::Other, (applying - other) + committing.elapsed());
+            profile::batch(batch.len());
+            Ok::<(), MergerError>(())
+        }
+        .instrument(span)
+        .await?;
     }
     info!("Merger stopped.");
     Ok(())
+}
+
+/// A span for one batch, naming the offset range it holds of each
+/// partition, with one event per range so that a trace shows which
+/// source, topic, partition and offsets a slow or failed batch carried.
+fn batch_span(batch: &[Delivered]) -> tracing::Span {
+    let mut ranges: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+    for message in batch {
+        let range = ranges
+            .entry((message.topic.as_str(), message.partition))
+            .or_insert((message.offset, message.offset));
+        range.0 = range.0.min(message.offset);
+        range.1 = range.1.max(message.offset);
+    }
+    let text: Vec<String> = ranges
+        .iter()
+        .map(|((topic, partition), (first, last))| format!("{topic}/{partition}:{first}-{last}"))
+        .collect();
+    let span = debug_span!("batch", messages = batch.len(), ranges = %text.join(" "));
+    for ((topic, partition), (first, last)) in &ranges {
+        let source = EventKind::of_topic(topic)
+            .and_then(|kind| kind.source())
+            .unwrap_or("hub");
+        debug!(
+            parent: &span,
+            source,
+            topic,
+            partition,
+            first_offset = first,
+            last_offset = last,
+            "Batch range."
+        );
+    }
+    span
 }
 
 /// Every partition of `topics`, each from the store's next offset for the
