@@ -128,10 +128,10 @@ async fn up_runs_the_hub_from_a_data_directory() {
         .unwrap();
         match client.lookup(request).await {
             Ok(reply) if reply.get_ref().latest_payment.is_some() => break reply.into_inner(),
-            _ => {
+            outcome => {
                 assert!(
                     started.elapsed() < Duration::from_secs(60),
-                    "look-up never answered"
+                    "look-up never answered as expected; the last answer: {outcome:?}"
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

@@ -131,14 +131,21 @@ impl Store {
         key: &[u8],
         drafts: &[AuditDraft],
     ) -> Result<Vec<i64>, MergerError> {
-        let mut attempt = 0;
+        // Another writer took the sequence numbers (PostgreSQL), or the
+        // merger's batch holds SQLite's one write lock, which a reading
+        // transaction cannot upgrade past: chain on top of what is there,
+        // for up to five seconds, rather than fail the call.
+        let started = std::time::Instant::now();
+        let mut attempt: u64 = 0;
         loop {
             match self.try_append_audit(key, drafts).await {
-                Err(MergerError::Query { source, .. }) if attempt < 5 && is_conflict(&source) => {
-                    // Another writer took the sequence numbers: chain on
-                    // top of its entries instead.
+                Err(MergerError::Query { source, .. })
+                    if started.elapsed() < std::time::Duration::from_secs(5)
+                        && is_conflict(&source) =>
+                {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                    let pause = (5 * attempt).min(100);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 }
                 other => return other,
             }
