@@ -5,15 +5,12 @@
 use std::time::Duration;
 
 use blockhub::commands::audit::AuditCommand;
-use blockhub::commands::gateway::GatewayFlags;
-use blockhub::commands::up::{UpArgs, run_until};
-use blockhub::config::DataDir;
 use blockhub::{BrokerArgs, ClientArgs, StoreArgs};
 use blockhub_connector::{SourceKind, ingest};
 use blockhub_gateway::proto::LookupRequest;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
 use blockhub_model::{KafkaSettings, PersonKeyer};
-use blockhub_tests::{free_port, sample};
+use blockhub_tests::{TestHub, sample};
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -21,59 +18,15 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_runs_the_hub_from_a_data_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::create(dir.path()).unwrap();
-    let mode = std::fs::metadata(dir.path()).unwrap();
+    let hub = TestHub::start().await;
+    let (dir, data) = (hub.dir.path().to_path_buf(), hub.data.clone());
+    let mode = std::fs::metadata(&dir).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o077,
         0
     );
-    let broker_port = free_port();
-    let gateway_port = free_port();
-    let args = UpArgs {
-        store: StoreArgs { database_url: None },
-        listen: format!("127.0.0.1:{gateway_port}"),
-        broker_port,
-        tansu: None,
-        gateway: GatewayFlags {
-            tokens_file: None,
-            gateway_policy: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            status_listen: "127.0.0.1:0".into(),
-            health_config: None,
-        },
-        rules_interval: 1,
-        policy: None,
-        broker: BrokerArgs {
-            brokers: None,
-            topic_prefix: None,
-            partitions: 3,
-            replication: 1,
-        },
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hub_data = data.clone();
-    let hub = tokio::spawn(async move {
-        run_until(&hub_data, args, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-
-    // The hub file appears once everything is up; clients read it.
-    let started = std::time::Instant::now();
-    let hub_file = loop {
-        if let Some(hub) = data.hub() {
-            break hub;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "hub did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (hub_file, broker_port, gateway_port) =
+        (hub.hub.clone(), hub.broker_port, hub.gateway_port);
     assert_eq!(hub_file.brokers, format!("127.0.0.1:{broker_port}"));
     let client_args = ClientArgs {
         gateway: None,
@@ -85,7 +38,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
     let (gateway, token) = blockhub::commands::client_settings(&data, &client_args).unwrap();
     assert_eq!(gateway, format!("http://127.0.0.1:{gateway_port}"));
     let token = token.expect("operator token written by up");
-    let mode = std::fs::metadata(dir.path().join("operator.token")).unwrap();
+    let mode = std::fs::metadata(dir.join("operator.token")).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o077,
         0
@@ -217,12 +170,10 @@ async fn up_runs_the_hub_from_a_data_directory() {
         )
     };
     assert_eq!(verify().await.unwrap(), std::process::ExitCode::SUCCESS);
-    let store = blockhub_merger::Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("store.db").display()
-    ))
-    .await
-    .unwrap();
+    let store =
+        blockhub_merger::Store::open(&format!("sqlite://{}", dir.join("store.db").display()))
+            .await
+            .unwrap();
     let started = std::time::Instant::now();
     while !store.unpublished_audit(1).await.unwrap().is_empty() {
         assert!(
@@ -232,12 +183,9 @@ async fn up_runs_the_hub_from_a_data_directory() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let newest = store.audit_tail(1).await.unwrap()[0].seq;
-    let pool = sqlx::AnyPool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("store.db").display()
-    ))
-    .await
-    .unwrap();
+    let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", dir.join("store.db").display()))
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM audit_log WHERE seq = $1")
         .bind(newest)
         .execute(&pool)
@@ -252,12 +200,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
     pool.close().await;
     store.close().await;
 
-    let _ = stop.send(());
-    let code = tokio::time::timeout(Duration::from_secs(30), hub)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let (_dir, code) = hub.stop().await;
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert!(data.hub().is_none(), "hub.json removed on stop");
 }

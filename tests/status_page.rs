@@ -11,15 +11,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use blockhub::commands::gateway::GatewayFlags;
-use blockhub::commands::up::{UpArgs, run_until};
 use blockhub::config::DataDir;
-use blockhub::{BrokerArgs, ClientArgs, StoreArgs};
+use blockhub::{ClientArgs, StoreArgs};
 use blockhub_gateway::proto::sync_health_client::SyncHealthClient;
 use blockhub_gateway::proto::{FeedStatus, HealthReport, HealthRequest};
 use blockhub_merger::MergerConfig;
-use blockhub_model::{KafkaSettings, PersonKeyer};
-use blockhub_tests::{free_port, ingest_sample_county_keyed, wait_caught_up};
+use blockhub_model::PersonKeyer;
+use blockhub_tests::{TestHub, ingest_sample_county_keyed, wait_caught_up};
 
 fn chromium() -> PathBuf {
     let named = std::env::var_os("BLOCKHUB_CHROMIUM").map(PathBuf::from);
@@ -179,57 +177,14 @@ fn has_raw_id(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_page_in_chromium_shows_the_same_figures_as_the_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::create(dir.path()).unwrap();
-    let args = UpArgs {
-        store: StoreArgs { database_url: None },
-        listen: format!("127.0.0.1:{}", free_port()),
-        broker_port: free_port(),
-        tansu: None,
-        gateway: GatewayFlags {
-            tokens_file: None,
-            gateway_policy: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            status_listen: "127.0.0.1:0".into(),
-            health_config: None,
-        },
-        rules_interval: 1,
-        policy: None,
-        broker: BrokerArgs {
-            brokers: None,
-            topic_prefix: None,
-            partitions: 3,
-            replication: 1,
-        },
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let hub_data = data.clone();
-    let hub = tokio::spawn(async move {
-        run_until(&hub_data, args, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    let started = std::time::Instant::now();
-    let hub_file = loop {
-        if let Some(hub) = data.hub() {
-            break hub;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "hub did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let hub = TestHub::start().await;
+    let (data, hub_file) = (hub.data.clone(), hub.hub.clone());
     let page = hub_file
         .status
         .clone()
         .expect("the hub file names the status page");
 
-    let mut settings = KafkaSettings::new(hub_file.brokers.clone());
-    settings.topic_prefix = hub_file.topic_prefix.clone();
+    let settings = hub.settings();
     let keyer = PersonKeyer::new(&data.key_secret().unwrap()).unwrap();
     ingest_sample_county_keyed(&settings, keyer).await;
     wait_caught_up(
@@ -322,8 +277,8 @@ async fn status_page_in_chromium_shows_the_same_figures_as_the_api() {
     );
     println!("status page screenshot: {}", shot.display());
 
-    let _ = stop.send(());
-    hub.await.unwrap().unwrap();
+    let (_dir, code) = hub.stop().await;
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
 }
 
 async fn blockhub_store(data: &DataDir) -> blockhub_merger::Store {

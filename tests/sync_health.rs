@@ -250,6 +250,10 @@ async fn late_stalled_failing_and_recovery(backend: Backend) {
             .action
             .contains("blockhub dead-letters --source finance.payroll")
     );
+    assert!(
+        failing.action.contains("blockhub ingest payroll FILE"),
+        "{failing:?}"
+    );
     assert_eq!(failing.rejected_total, 5);
     assert!(!failing.reasons[0].contains("33068"), "no ID in a reason");
     let change = next_change(&mut watch, "finance.payroll").await;
@@ -267,6 +271,8 @@ async fn late_stalled_failing_and_recovery(backend: Backend) {
     applied(&gateway, &merger, &store, "finance.payroll", &clock).await;
     let fixed = source_health(&gateway, "finance.payroll").await;
     assert_eq!(fixed.status(), FeedStatus::Ok, "{fixed:?}");
+    assert!(fixed.failing_since.is_empty(), "{fixed:?}");
+    assert_eq!(fixed.last_good_run, fixed.last_delivery_at);
     let change = next_change(&mut watch, "finance.payroll").await;
     assert_eq!(change.previous(), FeedStatus::Failing);
     assert_eq!(change.source.unwrap().status(), FeedStatus::Ok);

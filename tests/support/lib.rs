@@ -478,3 +478,103 @@ pub fn read_topic_until(
         }
     }
 }
+
+/// A whole hub as `blockhub up` runs it (embedded broker, SQLite store in
+/// the data directory, status page on a free port), in a temporary data
+/// directory, until `stop`.
+pub struct TestHub {
+    /// The data directory's folder.
+    pub dir: TempDir,
+    /// The data directory.
+    pub data: blockhub::config::DataDir,
+    /// What the hub wrote for its clients.
+    pub hub: blockhub::config::HubFile,
+    /// The gateway's port.
+    pub gateway_port: u16,
+    /// The embedded broker's port.
+    pub broker_port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<std::process::ExitCode>>,
+}
+
+impl TestHub {
+    /// Starts the hub and waits until it has written its hub file.
+    pub async fn start() -> Self {
+        use blockhub::commands::gateway::GatewayFlags;
+        use blockhub::commands::up::{UpArgs, run_until};
+
+        let dir = TempDir::new().expect("data directory");
+        let data = blockhub::config::DataDir::create(dir.path()).expect("create data directory");
+        let (gateway_port, broker_port) = (free_port(), free_port());
+        let args = UpArgs {
+            store: blockhub::StoreArgs { database_url: None },
+            listen: format!("127.0.0.1:{gateway_port}"),
+            broker_port,
+            tansu: None,
+            gateway: GatewayFlags {
+                tokens_file: None,
+                gateway_policy: None,
+                tls_cert: None,
+                tls_key: None,
+                tls_client_ca: None,
+                status_listen: "127.0.0.1:0".into(),
+                health_config: None,
+            },
+            rules_interval: 1,
+            policy: None,
+            broker: blockhub::BrokerArgs {
+                brokers: None,
+                topic_prefix: None,
+                partitions: 3,
+                replication: 1,
+            },
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let hub_data = data.clone();
+        let task = tokio::spawn(async move {
+            run_until(&hub_data, args, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        // The hub file appears once everything is up; clients read it.
+        let started = Instant::now();
+        let hub = loop {
+            if let Some(hub) = data.hub() {
+                break hub;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "hub did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        Self {
+            dir,
+            data,
+            hub,
+            gateway_port,
+            broker_port,
+            stop,
+            task,
+        }
+    }
+
+    /// The hub's broker settings, with its topic prefix.
+    pub fn settings(&self) -> KafkaSettings {
+        let mut settings = KafkaSettings::new(self.hub.brokers.clone());
+        settings.topic_prefix = self.hub.topic_prefix.clone();
+        settings
+    }
+
+    /// Stops the hub and returns its exit code; the data stay.
+    pub async fn stop(self) -> (TempDir, std::process::ExitCode) {
+        let _ = self.stop.send(());
+        let code = tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("hub stopped within 30 s")
+            .expect("hub task")
+            .expect("hub ran");
+        (self.dir, code)
+    }
+}

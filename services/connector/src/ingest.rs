@@ -205,10 +205,27 @@ fn run_record(
         .iter()
         .map(|f| f.file.rsplit('/').next().unwrap_or(&f.file))
         .collect();
-    let error = report
+    let error = report.files.iter().find_map(|f| {
+        let name = f.file.rsplit('/').next().unwrap_or(&f.file);
+        f.error.as_ref().map(|error| match error.contains(name) {
+            true => error.clone(),
+            false => format!("{name}: {error}"),
+        })
+    });
+    // One bad file among good ones must still show: the file with the
+    // largest share of rejected rows is named in the record.
+    let data_rows = |f: &FileReport| {
+        f.rows_read
+            .saturating_sub(f.skipped_title + f.skipped_blank + f.skipped_totals)
+    };
+    let worst = report
         .files
         .iter()
-        .find_map(|f| f.error.as_ref().map(|e| format!("{}: {e}", f.file)));
+        .filter(|f| f.rejected > 0)
+        .max_by(|a, b| {
+            let share = |f: &FileReport| f.rejected as f64 / data_rows(f).max(1) as f64;
+            share(a).total_cmp(&share(b))
+        });
     SyncRun {
         run_id: uuid::Uuid::new_v4().to_string(),
         source_system: report.source.clone(),
@@ -222,6 +239,10 @@ fn run_record(
         unchanged: total.unchanged,
         rejected: total.rejected,
         error: error.map(|e| mask_ids_in_text(&e)),
+        worst_file: worst.map(|f| {
+            let name = f.file.rsplit('/').next().unwrap_or(&f.file).to_string();
+            (name, data_rows(f), f.rejected)
+        }),
     }
 }
 
@@ -342,7 +363,9 @@ impl RowSink<'_> {
     ) -> Result<(), ConnectorError> {
         debug!(position, code = rejection.code(), "Row rejected.");
         let source = self.source.name();
-        let reason = rejection.reason();
+        // A reason may quote the cell it rejects, and an ID number can sit
+        // in the wrong column: reasons are masked like the raw row.
+        let reason = mask_ids_in_text(&rejection.reason());
         let letter = DeadLetter {
             dead_letter_id: DeadLetter::stable_id(&[source, location, position, &reason, &raw]),
             source_system: source.to_string(),

@@ -136,13 +136,8 @@ impl Publisher {
                 topic: topic.clone(),
                 source,
             })?;
-        let record = FutureRecord::to(&topic)
-            .key(&run.source_system)
-            .payload(&payload);
-        self.producer
-            .send(record, Duration::from_secs(120))
-            .await
-            .map_err(|(source, _)| BrokerError::Delivery { topic, source })?;
+        let message = [(run.source_system.clone(), payload)];
+        blockhub_model::send_all(&self.producer, &topic, &message).await?;
         Ok(())
     }
 

@@ -361,6 +361,7 @@ impl TablePoller {
             unchanged: report.unchanged,
             rejected: report.rejected,
             error: error.map(|e| blockhub_model::mask_ids_in_text(&e)),
+            worst_file: None,
         };
         self.publisher.sync_run(&run).await
     }

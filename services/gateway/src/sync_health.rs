@@ -41,6 +41,30 @@ impl SyncHealthService {
     }
 }
 
+impl SyncHealthService {
+    /// A report made now, for a caller who asked about `wanted` (empty:
+    /// every source). A failure or an unknown source ends the call, on
+    /// record.
+    async fn report_for(
+        &self,
+        admitted: &crate::access::Admitted,
+        wanted: &str,
+    ) -> Result<Arc<HealthReport>, Status> {
+        let refused = match self.monitor.report().await {
+            Ok(report) => match known(&report, wanted) {
+                Ok(()) => return Ok(report),
+                Err(status) => status,
+            },
+            Err(error) => {
+                warn!(%error, "Health report failed.");
+                Status::unavailable("the hub's store cannot be read now; retry")
+            }
+        };
+        self.access.record(admitted, 0).await?;
+        Err(refused)
+    }
+}
+
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::HealthChange, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -54,20 +78,7 @@ impl SyncHealth for SyncHealthService {
             .admit(&request, "SyncHealth.Get", "", "")
             .await?;
         let wanted = request.get_ref().source.trim().to_string();
-        let report = match self.monitor.report().await {
-            Ok(report) => report,
-            Err(error) => {
-                warn!(%error, "Health report failed.");
-                self.access.record(&admitted, 0).await?;
-                return Err(Status::unavailable(
-                    "the hub's store cannot be read now; retry",
-                ));
-            }
-        };
-        if let Err(status) = known(&report, &wanted) {
-            self.access.record(&admitted, 0).await?;
-            return Err(status);
-        }
+        let report = self.report_for(&admitted, &wanted).await?;
         let reply = report_message(&report, &wanted);
         self.access.record(&admitted, reply.sources.len()).await?;
         Ok(Response::new(reply))
@@ -85,20 +96,7 @@ impl SyncHealth for SyncHealthService {
             .await?;
         let wanted = request.get_ref().source.trim().to_string();
         let mut reports = self.monitor.subscribe();
-        let first = match self.monitor.report().await {
-            Ok(report) => report,
-            Err(error) => {
-                warn!(%error, "Health report failed.");
-                self.access.record(&admitted, 0).await?;
-                return Err(Status::unavailable(
-                    "the hub's store cannot be read now; retry",
-                ));
-            }
-        };
-        if let Err(status) = known(&first, &wanted) {
-            self.access.record(&admitted, 0).await?;
-            return Err(status);
-        }
+        let first = self.report_for(&admitted, &wanted).await?;
         self.access.record(&admitted, 0).await?;
         reports.mark_unchanged();
 
@@ -205,7 +203,6 @@ pub fn report_message(report: &HealthReport, wanted: &str) -> proto::HealthRepor
                 location: l.location.clone(),
                 position: l.position.clone(),
                 reason_code: l.reason_code.clone(),
-                reason: l.reason.clone(),
             })
             .collect(),
         hours: report
@@ -240,6 +237,13 @@ fn source_message(source: &blockhub_health::SourceHealth) -> proto::SourceHealth
             unchanged: run.unchanged,
             rejected: run.rejected,
             error: run.error.clone().unwrap_or_default(),
+            worst_file: run
+                .worst_file
+                .as_ref()
+                .map(|w| w.0.clone())
+                .unwrap_or_default(),
+            worst_file_rows: run.worst_file.as_ref().map_or(0, |w| w.1),
+            worst_file_rejected: run.worst_file.as_ref().map_or(0, |w| w.2),
         }),
         next_due: text(source.next_due),
         overdue_since: text(source.overdue_since),
@@ -248,6 +252,8 @@ fn source_message(source: &blockhub_health::SourceHealth) -> proto::SourceHealth
         events_24h: source.events_24h,
         rejected_24h: source.rejected_24h,
         waiting: source.waiting,
+        failing_since: text(source.failing_since),
+        last_good_run: text(source.last_good_run),
         partitions: source
             .partitions
             .iter()

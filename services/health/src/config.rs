@@ -141,13 +141,19 @@ struct FileSource {
 }
 
 impl HealthConfig {
-    /// Reads a configuration file.
+    /// Reads a configuration file. Sources it does not name keep the
+    /// shipped cadence; to stop expecting one, name it with `cadence =
+    /// "on_demand"`.
     pub fn from_file(path: &Path) -> Result<Self, HealthError> {
         let text = std::fs::read_to_string(path).map_err(|source| HealthError::ReadConfig {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        for (source, shipped) in Self::default().sources {
+            config.sources.entry(source).or_insert(shipped);
+        }
+        Ok(config)
     }
 
     /// Parses a configuration; `name` says where it came from in errors.
@@ -182,7 +188,21 @@ impl HealthConfig {
         };
         let mut sources = BTreeMap::new();
         for (source, entry) in file.sources {
-            let config = source_config(&source, entry).map_err(&invalid)?;
+            let at_line = |reason: String| match line_of_source(text, &source) {
+                Some(line) => invalid(format!("line {line}: {reason}")),
+                None => invalid(reason),
+            };
+            let known: Vec<&str> = blockhub_model::EventKind::ALL
+                .iter()
+                .filter_map(|kind| kind.source())
+                .collect();
+            if !known.contains(&source.as_str()) {
+                return Err(at_line(format!(
+                    "source {source:?} is not one Blockhub has; sources are {}",
+                    known.join(", ")
+                )));
+            }
+            let config = source_config(&source, entry).map_err(at_line)?;
             sources.insert(source, config);
         }
         let lag_minutes = file.lag_stalled_minutes.unwrap_or(15);
@@ -272,6 +292,16 @@ fn source_config(source: &str, entry: FileSource) -> Result<SourceConfig, String
     })
 }
 
+/// The line of the table header naming `source`, counted from 1.
+fn line_of_source(text: &str, source: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim();
+            line.starts_with("[sources") && line.contains(source)
+        })
+        .map(|index| index + 1)
+}
+
 /// The department that sends a source, from the source name's first part.
 pub fn department_of(source: &str) -> &'static str {
     match source.split('.').next().unwrap_or_default() {
@@ -301,12 +331,20 @@ mod tests {
 
     #[test]
     fn broken_file_names_the_line_and_the_reason() {
-        let text = "timezone = \"+08:00\"\n\n[sources.\"x.y\"]\ncadence = \"hourly\"\n";
+        let text = "timezone = \"+08:00\"\n\n[sources.\"finance.payroll\"]\ncadence = \"hourly\"\n";
         let error = HealthConfig::from_toml(text, "h.toml")
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("h.toml") && error.contains("hourly"),
+            error.contains("h.toml: line 3") && error.contains("hourly"),
+            "{error}"
+        );
+        let text = "[sources.\"finance.payrol\"]\ncadence = \"daily\"\n";
+        let error = HealthConfig::from_toml(text, "h.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 1") && error.contains("finance.payroll,"),
             "{error}"
         );
         let text = "[sources.\"x.y\"]\ncadence = \"daily\"\nevery = 3\n";

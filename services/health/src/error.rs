@@ -25,7 +25,10 @@ pub enum HealthError {
     #[error("reading the store for sync health")]
     Store(#[from] MergerError),
     /// The status page's address could not be bound.
-    #[error("status page address {address} could not be bound")]
+    #[error(
+        "status page address {address} could not be bound; choose another with \
+         --status-listen ADDR (or `off`)"
+    )]
     Bind {
         /// The address.
         address: String,

@@ -52,7 +52,8 @@ pub fn render(report: &HealthReport) -> String {
         (
             "blockhub_source_rejections_total",
             "counter",
-            "Rows and events sent to the dead letters.",
+            "Rows and events rejected; a row rejected again by a re-ingest counts again \
+             (blockhub dead-letters lists each distinct rejection once).",
             |_, s| s.rejected_total as f64,
         ),
         (

@@ -168,6 +168,9 @@ impl Monitor {
                 let (name, status) = (&source.source, source.status.label());
                 match (previous, source.status) {
                     (None | Some(Status::Ok), Status::Ok) => {}
+                    // What the hub finds when it starts is news, not a
+                    // change: a new hub has no feed delivered yet.
+                    (None, _) => info!(source = %name, status, %reason, "Source status."),
                     (_, Status::Ok) => info!(source = %name, status, %reason, "Source recovered."),
                     _ => warn!(source = %name, status, %reason, "Source needs attention."),
                 }

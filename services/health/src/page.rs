@@ -72,18 +72,20 @@ pub fn render(report: &HealthReport) -> String {
         for letter in &report.recent_dead_letters {
             let _ = write!(
                 page,
-                "<tr data-dead-letter=\"{}\"><td class=\"when\">{}</td><td>{}<br>\
-                 <span class=\"quiet\">{} {}</span></td><td><b>{}</b> {}</td></tr>",
+                "<tr data-dead-letter=\"{}\"><td class=\"when\">{}</td><td>{}</td>\
+                 <td>{} <span class=\"quiet\">{}</span></td><td><b>{}</b></td></tr>",
                 escape(&letter.reason_code),
                 report.local(letter.observed_at),
                 escape(&letter.source),
                 escape(&letter.location),
                 escape(&letter.position),
                 escape(&letter.reason_code),
-                escape(&letter.reason),
             );
         }
-        page.push_str("</tbody></table>");
+        page.push_str(
+            "</tbody></table><p class=\"quiet\">Why each was rejected: \
+             <code>blockhub dead-letters</code> on the hub.</p>",
+        );
     }
     page.push_str("</section></div></body></html>\n");
     page

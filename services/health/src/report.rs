@@ -12,10 +12,12 @@ use serde::Serialize;
 
 use crate::config::HealthConfig;
 use crate::error::HealthError;
-use crate::status::{SourceFacts, Status, evaluate, local};
+use crate::status::{SourceFacts, Status, evaluate, local, run_failed};
 
 /// Hours the activity chart covers.
 pub const CHART_HOURS: i64 = 48;
+/// Runs looked back over to find since when a source has been failing.
+const RUNS_LOOKED_AT: i64 = 50;
 /// Dead letters the report lists.
 pub const RECENT_DEAD_LETTERS: i64 = 10;
 
@@ -30,7 +32,8 @@ pub struct HealthReport {
     pub sources: Vec<SourceHealth>,
     /// Open alerts by kind.
     pub open_alerts: BTreeMap<String, i64>,
-    /// The newest dead letters, newest first (reasons only, no values).
+    /// The newest dead letters, newest first (where and which code; no
+    /// values).
     pub recent_dead_letters: Vec<RecentDeadLetter>,
     /// Events and rejections of all sources per hour, oldest first, over
     /// the last `CHART_HOURS` hours.
@@ -76,6 +79,10 @@ pub struct SourceHealth {
     pub waiting: i64,
     /// Per partition of the topic.
     pub partitions: Vec<PartitionLag>,
+    /// While failing: the end of the first failing run of the streak.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The end of the newest run that did not fail.
+    pub last_good_run: Option<DateTime<Utc>>,
 }
 
 /// A dead letter as the report shows it.
@@ -89,10 +96,10 @@ pub struct RecentDeadLetter {
     pub location: String,
     /// Row, key or partition/offset.
     pub position: String,
-    /// Stable code.
+    /// Stable code, such as ID_CHECK_CHAR_MISMATCH. The reason in words
+    /// may quote the rejected cell (a name in the wrong column, say), so
+    /// it stays with `blockhub dead-letters`, for the hub's operator.
     pub reason_code: String,
-    /// Why, in words (never an ID number).
-    pub reason: String,
 }
 
 /// One hour's counts.
@@ -155,17 +162,28 @@ impl HealthReport {
                 .cloned()
                 .collect();
             let waiting = partitions.iter().map(PartitionLag::lag).sum();
-            let facts = SourceFacts {
-                last_run: store.sync_runs(&source, 1).await?.into_iter().next(),
-                last_event_at,
-                waiting,
-                waiting_since: lag.waiting_since.get(&topic).copied(),
-            };
             let source_config = config
                 .sources
                 .get(&source)
                 .cloned()
                 .unwrap_or_else(|| unconfigured(&source));
+            let runs = store.sync_runs(&source, RUNS_LOOKED_AT).await?;
+            let failing = runs
+                .iter()
+                .take_while(|run| run_failed(run, &source_config))
+                .count();
+            let facts = SourceFacts {
+                last_run: runs.first().cloned(),
+                last_event_at,
+                waiting,
+                waiting_since: lag.waiting_since.get(&topic).copied(),
+                failing_since: failing
+                    .checked_sub(1)
+                    .and_then(|oldest| runs.get(oldest))
+                    .map(|run| run.finished_at),
+                failing_runs: failing,
+                last_good_run: runs.get(failing).map(|run| run.finished_at),
+            };
             let verdict = evaluate(&source, &facts, &source_config, config, now);
             sources.push(SourceHealth {
                 topic,
@@ -185,9 +203,19 @@ impl HealthReport {
                 rejected_24h,
                 waiting,
                 partitions,
+                failing_since: facts.failing_since,
+                last_good_run: facts.last_good_run,
                 source,
             });
         }
+
+        // The worst first, so that a glance at the top of the page or the
+        // table finds what needs attention.
+        sources.sort_by(|a, b| {
+            b.status
+                .cmp(&a.status)
+                .then_with(|| a.source.cmp(&b.source))
+        });
 
         let mut hours: Vec<HourCount> = (0..CHART_HOURS)
             .map(|back| {
@@ -220,7 +248,6 @@ impl HealthReport {
                 location: letter.location,
                 position: letter.position,
                 reason_code: letter.reason_code,
-                reason: letter.reason,
             })
             .collect();
         Ok(Self {

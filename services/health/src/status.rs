@@ -53,6 +53,12 @@ pub struct SourceFacts {
     /// Since when the store's offsets for the topic have not moved while
     /// events wait (None while the merger keeps up).
     pub waiting_since: Option<DateTime<Utc>>,
+    /// The end of the first run of the current streak of failing runs.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// How many runs in a row have failed.
+    pub failing_runs: usize,
+    /// The end of the newest run that did not fail.
+    pub last_good_run: Option<DateTime<Utc>>,
 }
 
 impl SourceFacts {
@@ -89,33 +95,31 @@ pub fn evaluate(
     let tz = health.timezone;
     let mut findings: Vec<(Status, String, String)> = Vec::new();
 
+    let command = ingest_command(source);
     if let Some(run) = &facts.last_run {
         let which = format!(
             "its last run ({}, finished {})",
             shown(&run.location),
             local(run.finished_at, tz)
         );
+        let streak = streak_text(facts, tz);
         if let Some(error) = &run.error {
             findings.push((
                 Status::Failing,
-                format!("{which} stopped early: {error}"),
+                format!("{which} stopped early: {error}{streak}"),
                 format!(
                     "Fix or replace the file named, then run the connector again \
-                     (blockhub ingest {source} FILE)."
+                     ({command})."
                 ),
             ));
         }
-        let percent = share(run.rejected, run.rows_read);
-        if run.rejected > 0 && percent > config.failing_percent {
+        if let Some(rejected) = rejected_too_many(run, config) {
             findings.push((
                 Status::Failing,
-                format!(
-                    "{which} rejected {} of {} rows ({percent:.1}%, more than the {}% allowed)",
-                    run.rejected, run.rows_read, config.failing_percent
-                ),
+                format!("{which} rejected {rejected}{streak}"),
                 format!(
                     "See why in the dead letters (blockhub dead-letters --source {source}); ask \
-                     {} to correct the export and send it again.",
+                     {} to correct the export and send it again ({command}).",
                     config.contact
                 ),
             ));
@@ -135,7 +139,7 @@ pub fn evaluate(
             ),
             format!(
                 "Ask {} for the export, and check that its connector is scheduled \
-                 (blockhub ingest {source} FILE).",
+                 ({command}).",
                 config.contact
             ),
         )),
@@ -208,6 +212,58 @@ pub fn evaluate(
         action,
         deadlines: found,
         overdue_since,
+    }
+}
+
+/// Whether `run` failed: it stopped early or rejected too many rows.
+pub fn run_failed(run: &SyncRun, config: &SourceConfig) -> bool {
+    run.error.is_some() || rejected_too_many(run, config).is_some()
+}
+
+/// What the run rejected beyond the limit, in words: the whole run's
+/// share, or that of its worst file when one file alone is over it.
+fn rejected_too_many(run: &SyncRun, config: &SourceConfig) -> Option<String> {
+    let limit = config.failing_percent;
+    let percent = share(run.rejected, run.rows_read);
+    if run.rejected > 0 && percent > limit {
+        return Some(format!(
+            "{} of {} rows ({percent:.1}%, more than the {limit}% allowed)",
+            run.rejected, run.rows_read
+        ));
+    }
+    let (file, rows, rejected) = run.worst_file.as_ref()?;
+    let percent = share(*rejected, *rows);
+    (*rejected > 0 && percent > limit).then(|| {
+        format!(
+            "{rejected} of the {rows} rows of {file} ({percent:.1}%, more than the {limit}% \
+             allowed)"
+        )
+    })
+}
+
+fn streak_text(facts: &SourceFacts, tz: FixedOffset) -> String {
+    let Some(since) = facts.failing_since else {
+        return String::new();
+    };
+    let good = match facts.last_good_run {
+        Some(at) => format!("; last good run {}", local(at, tz)),
+        None => "; no good run kept".into(),
+    };
+    match facts.failing_runs {
+        0 | 1 => good,
+        runs => format!("; failing since {} ({runs} runs){good}", local(since, tz)),
+    }
+}
+
+/// The command that feeds `source` again.
+fn ingest_command(source: &str) -> String {
+    let name = blockhub_model::EventKind::ALL
+        .into_iter()
+        .find(|kind| kind.source() == Some(source))
+        .and_then(|kind| kind.ingest_name());
+    match name {
+        Some(name) => format!("blockhub ingest {name} FILE"),
+        None => "its connector".into(),
     }
 }
 
@@ -294,6 +350,7 @@ mod tests {
             unchanged: rows - rejected,
             rejected,
             error: None,
+            worst_file: None,
         }
     }
 
@@ -366,6 +423,19 @@ mod tests {
             "5% is allowed: {:?}",
             verdict.reasons
         );
+    }
+
+    #[test]
+    fn one_bad_file_among_good_ones_fails_the_feed() {
+        let mut mixed = run("2026-12-07 09:00", 1616, 23);
+        mixed.worst_file = Some(("shifted.csv".into(), 20, 20));
+        let facts = SourceFacts {
+            last_run: Some(mixed),
+            ..SourceFacts::default()
+        };
+        let verdict = judge("staffing.roster", &facts, "2026-12-07 10:00");
+        assert_eq!(verdict.status, Status::Failing, "{:?}", verdict.reasons);
+        assert!(verdict.reasons[0].contains("20 of the 20 rows of shifted.csv (100.0%"));
     }
 
     #[test]

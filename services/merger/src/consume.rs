@@ -303,6 +303,12 @@ async fn apply_with_retry(
     loop {
         match store.apply_batch(group, batch).await {
             Ok(_) => return Ok(()),
+            // Another writer (the rules, the audit log) holds the store a
+            // moment: normal on SQLite, so quietly try again soon.
+            Err(error) if error.is_contention() => {
+                debug!(%error, "Store busy; retrying the batch.");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Err(error) if error.is_retryable() => {
                 warn!(%error, "Store unavailable; retrying the batch.");
                 tokio::time::sleep(delay).await;

@@ -63,8 +63,31 @@ impl MergerError {
         }
     }
 
+    /// Whether the store refused because another writer held it: SQLite's
+    /// one write lock (a transaction that read first cannot take it while
+    /// another writes), or a PostgreSQL serialization failure or deadlock.
+    /// The transaction was rolled back; trying again is safe.
+    pub fn is_contention(&self) -> bool {
+        match self {
+            Self::Query {
+                source: sqlx::Error::Database(db),
+                ..
+            } => {
+                let code = db.code();
+                matches!(
+                    code.as_deref(),
+                    Some("5" | "6" | "261" | "517" | "40001" | "40P01")
+                ) || db.message().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+
     /// Whether retrying later can help.
     pub fn is_retryable(&self) -> bool {
+        if self.is_contention() {
+            return true;
+        }
         match self {
             Self::Query { source, .. } | Self::Open { source, .. } => {
                 matches!(

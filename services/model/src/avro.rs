@@ -437,6 +437,20 @@ impl SchemaRegistry {
             ("unchanged".into(), count(run.unchanged)),
             ("rejected".into(), count(run.rejected)),
             ("error".into(), optional_string(run.error.as_deref())),
+            (
+                "worst_file".into(),
+                match &run.worst_file {
+                    None => Value::Union(0, Box::new(Value::Null)),
+                    Some((location, rows, rejected)) => Value::Union(
+                        1,
+                        Box::new(Value::Record(vec![
+                            ("location".into(), Value::String(location.clone())),
+                            ("rows_read".into(), count(*rows)),
+                            ("rejected".into(), count(*rejected)),
+                        ])),
+                    ),
+                },
+            ),
         ]);
         self.encode_value(EventKind::SyncRun, value)
     }
@@ -465,6 +479,18 @@ impl SchemaRegistry {
             unchanged: count("unchanged")?,
             rejected: count("rejected")?,
             error: record.optional_string("error")?,
+            worst_file: match record.get("worst_file")? {
+                Value::Record(fields) => {
+                    let file = Record(fields.clone());
+                    let long = |field| file.long(field).map(|n| u64::try_from(n).unwrap_or(0));
+                    Some((
+                        file.string("location")?,
+                        long("rows_read")?,
+                        long("rejected")?,
+                    ))
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -1340,10 +1366,12 @@ mod tests {
             unchanged: 980,
             rejected: 8,
             error: None,
+            worst_file: None,
         };
         let message = registry().encode_sync_run(&run).unwrap();
         assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
         run.error = Some("file could not be read".into());
+        run.worst_file = Some(("payroll_2026-11.xlsx".into(), 1000, 8));
         let message = registry().encode_sync_run(&run).unwrap();
         assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
         assert!(registry().decode_event(&message).is_err());

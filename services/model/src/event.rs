@@ -377,6 +377,9 @@ pub struct SyncRun {
     pub rejected: u64,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
+    /// Of a run over several files, the one with the largest share of
+    /// rejected rows: its name, data rows and rejected rows.
+    pub worst_file: Option<(String, u64, u64)>,
 }
 
 impl DeadLetter {
@@ -596,6 +599,21 @@ impl EventKind {
             Self::EnforcementCase => Some("court.enforcement_cases"),
             Self::VeteranPlacement => Some("veterans.placements"),
             Self::PurchasedService => Some("finance.purchases"),
+            Self::DeadLetter | Self::SyncRun => None,
+        }
+    }
+
+    /// The name of the source in `blockhub ingest SOURCE FILE`.
+    pub fn ingest_name(&self) -> Option<&'static str> {
+        match self {
+            Self::UnitQuota => Some("quota"),
+            Self::RosterEntry => Some("roster"),
+            Self::PayrollPayment => Some("payroll"),
+            Self::Contribution => Some("contributions"),
+            Self::PensionStart => Some("retirements"),
+            Self::EnforcementCase => Some("court-cases"),
+            Self::VeteranPlacement => Some("placements"),
+            Self::PurchasedService => Some("purchases"),
             Self::DeadLetter | Self::SyncRun => None,
         }
     }

@@ -460,16 +460,7 @@ impl DeadLetterSink {
                 topic: self.topic.clone(),
                 source,
             })?;
-        let record = FutureRecord::to(&self.topic)
-            .key(&letter.source_system)
-            .payload(&payload);
-        self.producer
-            .send(record, Duration::from_secs(120))
-            .await
-            .map(|_| ())
-            .map_err(|(source, _)| BrokerError::Delivery {
-                topic: self.topic.clone(),
-                source,
-            })
+        let message = [(letter.source_system.clone(), payload)];
+        send_all(&self.producer, &self.topic, &message).await
     }
 }

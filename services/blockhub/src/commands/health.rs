@@ -71,7 +71,11 @@ pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
         }
     };
     if args.serving_only {
-        println!("SERVING {gateway}");
+        if args.json {
+            println!("{}", json!({ "serving": true, "gateway": gateway }));
+        } else {
+            println!("SERVING {gateway}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -194,12 +198,17 @@ fn source_json(source: &SourceHealth) -> Value {
             "unchanged": run.unchanged,
             "rejected": run.rejected,
             "error": run.error,
+            "worst_file": run.worst_file,
+            "worst_file_rows": run.worst_file_rows,
+            "worst_file_rejected": run.worst_file_rejected,
         })),
         "events_total": source.events_total,
         "rejected_total": source.rejected_total,
         "events_24h": source.events_24h,
         "rejected_24h": source.rejected_24h,
         "waiting": source.waiting,
+        "failing_since": source.failing_since,
+        "last_good_run": source.last_good_run,
         "partitions": source.partitions.iter().map(|p| json!({
             "topic": p.topic,
             "partition": p.partition,
@@ -221,7 +230,6 @@ fn report_json(report: &HealthReport) -> Value {
             "location": l.location,
             "position": l.position,
             "reason_code": l.reason_code,
-            "reason": l.reason,
         })).collect::<Vec<_>>(),
         "hours": report.hours.iter().map(|h| json!({
             "hour_start": h.hour_start,

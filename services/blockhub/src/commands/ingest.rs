@@ -217,3 +217,16 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
         println!("Rejected rows are kept, with their reasons, on topic {dead_letter_topic}.");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_health_names_each_source_as_the_command_line_does() {
+        for name in SourceName::value_variants() {
+            let typed = name.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(name.kind().event_kind().ingest_name(), Some(typed.as_str()));
+        }
+    }
+}

@@ -82,6 +82,10 @@ pub async fn run_until(
     unsafe {
         libc::umask(0o077);
     }
+    // A broken health configuration is said before anything starts.
+    if let Some(path) = &args.gateway.health_config {
+        blockhub_health::HealthConfig::from_file(path)?;
+    }
     let tokens_file = args.gateway.tokens_path(data);
     let operator_token = data.ensure_operator_token(&tokens_file)?;
     data.ensure_key_secret()?;

@@ -104,8 +104,9 @@ pub(super) async fn insert_sync_runs(
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         sqlx::query(
             "INSERT INTO sync_runs (run_id, source_system, location, started_at, finished_at, \
-               rows_read, published, unchanged, rejected, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+               rows_read, published, unchanged, rejected, error, worst_file, worst_file_rows, \
+               worst_file_rejected) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (run_id) DO NOTHING",
         )
         .bind(&run.run_id)
@@ -118,6 +119,9 @@ pub(super) async fn insert_sync_runs(
         .bind(count(run.unchanged))
         .bind(count(run.rejected))
         .bind(run.error.as_deref())
+        .bind(run.worst_file.as_ref().map(|w| w.0.clone()))
+        .bind(run.worst_file.as_ref().map(|w| count(w.1)))
+        .bind(run.worst_file.as_ref().map(|w| count(w.2)))
         .execute(&mut **tx)
         .await
         .map_err(query("store a connector run"))?;
@@ -138,6 +142,9 @@ struct RunRow {
     unchanged: i64,
     rejected: i64,
     error: Option<String>,
+    worst_file: Option<String>,
+    worst_file_rows: Option<i64>,
+    worst_file_rejected: Option<i64>,
 }
 
 impl From<RunRow> for SyncRun {
@@ -155,6 +162,10 @@ impl From<RunRow> for SyncRun {
             unchanged: count(row.unchanged),
             rejected: count(row.rejected),
             error: row.error,
+            worst_file: row.worst_file.map(|file| {
+                let rows = count(row.worst_file_rows.unwrap_or(0));
+                (file, rows, count(row.worst_file_rejected.unwrap_or(0)))
+            }),
         }
     }
 }
@@ -164,7 +175,8 @@ impl Store {
     pub async fn sync_runs(&self, source: &str, limit: i64) -> Result<Vec<SyncRun>, MergerError> {
         let rows: Vec<RunRow> = sqlx::query_as(
             "SELECT run_id, source_system, location, started_at, finished_at, rows_read, \
-               published, unchanged, rejected, error FROM sync_runs \
+               published, unchanged, rejected, error, worst_file, worst_file_rows, \
+               worst_file_rejected FROM sync_runs \
              WHERE source_system = $1 ORDER BY finished_at DESC, run_id LIMIT $2",
         )
         .bind(source)
