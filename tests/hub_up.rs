@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use blockhub::commands::audit::AuditCommand;
-use blockhub::{BrokerArgs, ClientArgs, StoreArgs};
+use blockhub::{BrokerArgs, StoreArgs};
 use blockhub_connector::{SourceKind, ingest};
 use blockhub_gateway::proto::LookupRequest;
 use blockhub_gateway::proto::person_lookup_client::PersonLookupClient;
@@ -28,14 +28,7 @@ async fn up_runs_the_hub_from_a_data_directory() {
     let (hub_file, broker_port, gateway_port) =
         (hub.hub.clone(), hub.broker_port, hub.gateway_port);
     assert_eq!(hub_file.brokers, format!("127.0.0.1:{broker_port}"));
-    let client_args = ClientArgs {
-        gateway: None,
-        token: None,
-        ca_cert: None,
-        client_cert: None,
-        client_key: None,
-    };
-    let (gateway, token) = blockhub::commands::client_settings(&data, &client_args).unwrap();
+    let (gateway, token) = hub.client();
     assert_eq!(gateway, format!("http://127.0.0.1:{gateway_port}"));
     let token = token.expect("operator token written by up");
     let mode = std::fs::metadata(dir.join("operator.token")).unwrap();

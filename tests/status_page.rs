@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use blockhub::StoreArgs;
 use blockhub::config::DataDir;
-use blockhub::{ClientArgs, StoreArgs};
 use blockhub_gateway::proto::sync_health_client::SyncHealthClient;
 use blockhub_gateway::proto::{FeedStatus, HealthReport, HealthRequest};
 use blockhub_merger::MergerConfig;
@@ -193,14 +193,7 @@ async fn status_page_in_chromium_shows_the_same_figures_as_the_api() {
     )
     .await;
 
-    let client_args = ClientArgs {
-        gateway: None,
-        token: None,
-        ca_cert: None,
-        client_cert: None,
-        client_key: None,
-    };
-    let (gateway, token) = blockhub::commands::client_settings(&data, &client_args).unwrap();
+    let (gateway, token) = hub.client();
     let channel = blockhub::commands::lookup::connect(&gateway).await.unwrap();
     let get = || {
         let (channel, token) = (channel.clone(), token.clone());

@@ -560,6 +560,19 @@ impl TestHub {
         }
     }
 
+    /// The gateway's URL and the operator token, as the client commands
+    /// find them through the data directory.
+    pub fn client(&self) -> (String, Option<String>) {
+        let args = blockhub::ClientArgs {
+            gateway: None,
+            token: None,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+        };
+        blockhub::commands::client_settings(&self.data, &args).expect("client settings")
+    }
+
     /// The hub's broker settings, with its topic prefix.
     pub fn settings(&self) -> KafkaSettings {
         let mut settings = KafkaSettings::new(self.hub.brokers.clone());

@@ -146,7 +146,8 @@ pub enum Command {
     Gateway(commands::gateway::GatewayArgs),
     /// Look up a person by citizen ID through the gateway.
     Lookup(commands::lookup::LookupArgs),
-    /// Exit 0 once the hub's gateway answers health checks.
+    /// Every feed's sync health (OK, LATE, STALLED, FAILING), why, and what
+    /// to do; --serving-only just checks that the gateway answers.
     Health(commands::health::HealthArgs),
     /// List rejected rows and events with where and why (IDs masked).
     DeadLetters(commands::dead_letters::DeadLettersArgs),

@@ -207,8 +207,9 @@ fn run_record(
         .collect();
     let error = report.files.iter().find_map(|f| {
         let name = f.file.rsplit('/').next().unwrap_or(&f.file);
+        // Names only: the hub's folders are nobody else's business.
         f.error.as_ref().map(|error| match error.contains(name) {
-            true => error.clone(),
+            true => error.replace(&f.file, name),
             false => format!("{name}: {error}"),
         })
     });
@@ -239,9 +240,10 @@ fn run_record(
         unchanged: total.unchanged,
         rejected: total.rejected,
         error: error.map(|e| mask_ids_in_text(&e)),
-        worst_file: worst.map(|f| {
-            let name = f.file.rsplit('/').next().unwrap_or(&f.file).to_string();
-            (name, data_rows(f), f.rejected)
+        worst_file: worst.map(|f| blockhub_model::FileRejections {
+            location: f.file.rsplit('/').next().unwrap_or(&f.file).to_string(),
+            rows_read: data_rows(f),
+            rejected: f.rejected,
         }),
     }
 }

@@ -237,13 +237,13 @@ fn source_message(source: &blockhub_health::SourceHealth) -> proto::SourceHealth
             unchanged: run.unchanged,
             rejected: run.rejected,
             error: run.error.clone().unwrap_or_default(),
-            worst_file: run
-                .worst_file
-                .as_ref()
-                .map(|w| w.0.clone())
-                .unwrap_or_default(),
-            worst_file_rows: run.worst_file.as_ref().map_or(0, |w| w.1),
-            worst_file_rejected: run.worst_file.as_ref().map_or(0, |w| w.2),
+            worst_file: run.worst_file.as_ref().map(|w| proto::FileRejections {
+                location: w.location.clone(),
+                rows_read: w.rows_read,
+                rejected: w.rejected,
+            }),
+            run_id: run.run_id.clone(),
+            source_system: run.source_system.clone(),
         }),
         next_due: text(source.next_due),
         overdue_since: text(source.overdue_since),
@@ -264,5 +264,175 @@ fn source_message(source: &blockhub_health::SourceHealth) -> proto::SourceHealth
                 next_offset: p.next_offset,
             })
             .collect(),
+    }
+}
+
+/// The report a SyncHealth.Get reply carries, as the hub's own type: what
+/// `blockhub health --json` prints, in the shape of the status page's
+/// `/report.json`. A time that does not parse is left empty.
+pub fn report_from_message(message: &proto::HealthReport) -> HealthReport {
+    let time = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|at| at.with_timezone(&Utc))
+    };
+    let epoch = DateTime::<Utc>::default();
+    let state = |number: i32| match proto::FeedStatus::try_from(number) {
+        Ok(proto::FeedStatus::Late) => FeedState::Late,
+        Ok(proto::FeedStatus::Stalled) => FeedState::Stalled,
+        Ok(proto::FeedStatus::Failing) => FeedState::Failing,
+        _ => FeedState::Ok,
+    };
+    let sources = message
+        .sources
+        .iter()
+        .map(|s| blockhub_health::SourceHealth {
+            source: s.source.clone(),
+            topic: s.topic.clone(),
+            contact: s.contact.clone(),
+            cadence: s.cadence.clone(),
+            status: state(s.status),
+            reasons: s.reasons.clone(),
+            action: s.action.clone(),
+            last_delivery_at: time(&s.last_delivery_at),
+            last_event_at: time(&s.last_event_at),
+            last_run: s.last_run.as_ref().map(|run| blockhub_model::SyncRun {
+                run_id: run.run_id.clone(),
+                source_system: run.source_system.clone(),
+                location: run.location.clone(),
+                started_at: time(&run.started_at).unwrap_or(epoch),
+                finished_at: time(&run.finished_at).unwrap_or(epoch),
+                rows_read: run.rows_read,
+                published: run.published,
+                unchanged: run.unchanged,
+                rejected: run.rejected,
+                error: Some(run.error.clone()).filter(|e| !e.is_empty()),
+                worst_file: run
+                    .worst_file
+                    .as_ref()
+                    .map(|w| blockhub_model::FileRejections {
+                        location: w.location.clone(),
+                        rows_read: w.rows_read,
+                        rejected: w.rejected,
+                    }),
+            }),
+            next_due: time(&s.next_due),
+            overdue_since: time(&s.overdue_since),
+            events_total: s.events_total,
+            rejected_total: s.rejected_total,
+            events_24h: s.events_24h,
+            rejected_24h: s.rejected_24h,
+            waiting: s.waiting,
+            partitions: s
+                .partitions
+                .iter()
+                .map(|p| blockhub_merger::PartitionLag {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    high_watermark: p.high_watermark,
+                    next_offset: p.next_offset,
+                })
+                .collect(),
+            failing_since: time(&s.failing_since),
+            last_good_run: time(&s.last_good_run),
+        })
+        .collect();
+    HealthReport {
+        generated_at: time(&message.generated_at).unwrap_or(epoch),
+        timezone: message.timezone.clone(),
+        sources,
+        open_alerts: message.open_alerts.clone().into_iter().collect(),
+        recent_dead_letters: message
+            .recent_dead_letters
+            .iter()
+            .map(|l| blockhub_health::RecentDeadLetter {
+                observed_at: time(&l.observed_at).unwrap_or(epoch),
+                source: l.source.clone(),
+                location: l.location.clone(),
+                position: l.position.clone(),
+                reason_code: l.reason_code.clone(),
+            })
+            .collect(),
+        hours: message
+            .hours
+            .iter()
+            .map(|h| blockhub_health::HourCount {
+                hour_start: time(&h.hour_start).unwrap_or(epoch),
+                events: h.events,
+                rejected: h.rejected,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_survives_the_protocol_unchanged() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let run = blockhub_model::SyncRun {
+            run_id: "r".into(),
+            source_system: "finance.payroll".into(),
+            location: "a.csv, b.csv".into(),
+            started_at: at("2026-12-05T01:00:00Z"),
+            finished_at: at("2026-12-05T01:00:03.250Z"),
+            rows_read: 40,
+            published: 20,
+            unchanged: 8,
+            rejected: 12,
+            error: None,
+            worst_file: Some(blockhub_model::FileRejections {
+                location: "b.csv".into(),
+                rows_read: 20,
+                rejected: 12,
+            }),
+        };
+        let report = HealthReport {
+            generated_at: at("2026-12-05T02:00:00Z"),
+            timezone: "+08:00".into(),
+            sources: vec![blockhub_health::SourceHealth {
+                source: "finance.payroll".into(),
+                topic: "blockhub.finance.payroll".into(),
+                contact: "the finance bureau".into(),
+                cadence: "monthly by day 10, 23:59".into(),
+                status: FeedState::Failing,
+                reasons: vec!["its last run ...".into()],
+                action: "See why ...".into(),
+                last_delivery_at: Some(run.finished_at),
+                last_event_at: None,
+                last_run: Some(run),
+                next_due: Some(at("2026-12-10T15:59:00Z")),
+                overdue_since: None,
+                events_total: 20,
+                rejected_total: 12,
+                events_24h: 20,
+                rejected_24h: 12,
+                waiting: 0,
+                partitions: vec![blockhub_merger::PartitionLag {
+                    topic: "blockhub.finance.payroll".into(),
+                    partition: 1,
+                    high_watermark: 20,
+                    next_offset: 20,
+                }],
+                failing_since: Some(at("2026-12-05T01:00:03.250Z")),
+                last_good_run: None,
+            }],
+            open_alerts: [("OVER_QUOTA".to_string(), 2)].into_iter().collect(),
+            recent_dead_letters: vec![blockhub_health::RecentDeadLetter {
+                observed_at: at("2026-12-05T01:00:01Z"),
+                source: "finance.payroll".into(),
+                location: "b.csv".into(),
+                position: "7".into(),
+                reason_code: "ID_CHECK_CHAR_MISMATCH".into(),
+            }],
+            hours: vec![blockhub_health::HourCount {
+                hour_start: at("2026-12-05T01:00:00Z"),
+                events: 20,
+                rejected: 12,
+            }],
+        };
+        assert_eq!(report_from_message(&report_message(&report, "")), report);
     }
 }

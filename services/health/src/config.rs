@@ -174,9 +174,12 @@ impl HealthConfig {
         })?;
         let timezone = match file.timezone.as_deref() {
             None => china_time(),
-            Some(text) => text
-                .parse::<FixedOffset>()
-                .map_err(|_| invalid(format!("timezone {text:?} is not an offset like +08:00")))?,
+            Some(zone) => zone.parse::<FixedOffset>().map_err(|_| {
+                let line = line_of_key(text, 0, "timezone").unwrap_or(1);
+                invalid(format!(
+                    "line {line}: timezone {zone:?} is not an offset like +08:00"
+                ))
+            })?,
         };
         let dates = |list: &[String], what: &str| -> Result<BTreeSet<NaiveDate>, HealthError> {
             list.iter()
@@ -188,9 +191,19 @@ impl HealthConfig {
         };
         let mut sources = BTreeMap::new();
         for (source, entry) in file.sources {
-            let at_line = |reason: String| match line_of_source(text, &source) {
-                Some(line) => invalid(format!("line {line}: {reason}")),
-                None => invalid(reason),
+            let at_line = |reason: String| {
+                // The line of the key the reason names, else the header's.
+                let header = line_of_source(text, &source);
+                let key = reason
+                    .strip_prefix(&format!("source {source}: "))
+                    .and_then(|rest| rest.split_whitespace().next());
+                let line = header
+                    .and_then(|header| key.and_then(|key| line_of_key(text, header, key)))
+                    .or(header);
+                match line {
+                    Some(line) => invalid(format!("line {line}: {reason}")),
+                    None => invalid(reason),
+                }
             };
             let known: Vec<&str> = blockhub_model::EventKind::ALL
                 .iter()
@@ -302,6 +315,17 @@ fn line_of_source(text: &str, source: &str) -> Option<usize> {
         .map(|index| index + 1)
 }
 
+/// The line (from 1) where `key = ...` is set in the table whose header
+/// is on line `after` (0: before any table).
+fn line_of_key(text: &str, after: usize, key: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .skip(after)
+        .take_while(|(_, line)| !line.trim_start().starts_with('['))
+        .find(|(_, line)| line.split('=').next().map(str::trim) == Some(key) && line.contains('='))
+        .map(|(index, _)| index + 1)
+}
+
 /// The department that sends a source, from the source name's first part.
 pub fn department_of(source: &str) -> &'static str {
     match source.split('.').next().unwrap_or_default() {
@@ -336,9 +360,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("h.toml: line 3") && error.contains("hourly"),
+            error.contains("h.toml: line 4") && error.contains("hourly"),
             "{error}"
         );
+        let text = "[sources.\"finance.payroll\"]\ncadence = \"daily\"\nby = \"6pm\"\n";
+        let error = HealthConfig::from_toml(text, "h.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 3: source finance.payroll: by"),
+            "{error}"
+        );
+        let text = "timezone = \"Asia/Shanghai\"\n";
+        let error = HealthConfig::from_toml(text, "h.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 1: timezone"), "{error}");
         let text = "[sources.\"finance.payrol\"]\ncadence = \"daily\"\n";
         let error = HealthConfig::from_toml(text, "h.toml")
             .unwrap_err()

@@ -24,6 +24,7 @@ pub struct Monitor {
     clock: Clock,
     lag: Mutex<LagView>,
     latest: watch::Sender<Option<Arc<HealthReport>>>,
+    span: tracing::Span,
 }
 
 impl Monitor {
@@ -43,6 +44,7 @@ impl Monitor {
             clock,
             lag: Mutex::new(LagView::default()),
             latest,
+            span: info_span!("health"),
         })
     }
 
@@ -74,7 +76,7 @@ impl Monitor {
 
     /// Measures lag and judges every `every` until `stop` completes.
     pub async fn run(self: Arc<Self>, every: Duration, stop: impl Future<Output = ()>) {
-        let span = info_span!("health");
+        let span = self.span.clone();
         async move {
             tokio::pin!(stop);
             let mut failing = false;
@@ -147,6 +149,8 @@ impl Monitor {
 
     /// Makes `report` the latest and logs every change of status.
     fn publish(&self, report: Arc<HealthReport>) {
+        // A report asked for by a page or a call is logged as the loop's.
+        let _entered = self.span.enter();
         self.latest.send_if_modified(|latest| {
             let before: BTreeMap<&str, Status> = latest
                 .iter()
@@ -168,9 +172,12 @@ impl Monitor {
                 let (name, status) = (&source.source, source.status.label());
                 match (previous, source.status) {
                     (None | Some(Status::Ok), Status::Ok) => {}
-                    // What the hub finds when it starts is news, not a
-                    // change: a new hub has no feed delivered yet.
-                    (None, _) => info!(source = %name, status, %reason, "Source status."),
+                    // A new hub has no feed delivered yet: that is news, not
+                    // trouble. A feed that had delivered and is late or
+                    // failing when the hub starts needs attention.
+                    (None, _) if source.last_delivery_at.is_none() => {
+                        info!(source = %name, status, %reason, "Source status.")
+                    }
                     (_, Status::Ok) => info!(source = %name, status, %reason, "Source recovered."),
                     _ => warn!(source = %name, status, %reason, "Source needs attention."),
                 }

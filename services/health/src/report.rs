@@ -195,7 +195,7 @@ impl HealthReport {
                 last_delivery_at: facts.last_delivery(),
                 last_event_at,
                 last_run: facts.last_run,
-                next_due: verdict.deadlines.map(|d| d.next),
+                next_due: verdict.next_due,
                 overdue_since: verdict.overdue_since,
                 events_total,
                 rejected_total,

@@ -82,6 +82,9 @@ pub struct Verdict {
     pub deadlines: Option<Deadlines>,
     /// The missed deadline, while the source is late.
     pub overdue_since: Option<DateTime<Utc>>,
+    /// The first deadline the deliveries so far do not cover (in the
+    /// past while the source is late).
+    pub next_due: Option<DateTime<Utc>>,
 }
 
 /// Judges `source` at `now`.
@@ -203,8 +206,14 @@ pub fn evaluate(
     let status = findings.first().map_or(Status::Ok, |f| f.0);
     let action = findings.first().map(|f| f.2.clone()).unwrap_or_default();
     let mut reasons: Vec<String> = findings.into_iter().map(|f| f.1).collect();
+    // A delivery on the due day before the deadline covers it already:
+    // the next one due is the first it does not cover.
+    let next_due = match last {
+        Some(last) if found.is_some() => first_missed(&config.cadence, health, last),
+        _ => found.map(|due| due.next),
+    };
     if reasons.is_empty() {
-        reasons.push(on_time(last, found, &config.cadence, tz, now));
+        reasons.push(on_time(last, next_due, &config.cadence, tz, now));
     }
     Verdict {
         status,
@@ -212,6 +221,7 @@ pub fn evaluate(
         action,
         deadlines: found,
         overdue_since,
+        next_due,
     }
 }
 
@@ -231,9 +241,10 @@ fn rejected_too_many(run: &SyncRun, config: &SourceConfig) -> Option<String> {
             run.rejected, run.rows_read
         ));
     }
-    let (file, rows, rejected) = run.worst_file.as_ref()?;
-    let percent = share(*rejected, *rows);
-    (*rejected > 0 && percent > limit).then(|| {
+    let worst = run.worst_file.as_ref()?;
+    let (file, rows, rejected) = (&worst.location, worst.rows_read, worst.rejected);
+    let percent = share(rejected, rows);
+    (rejected > 0 && percent > limit).then(|| {
         format!(
             "{rejected} of the {rows} rows of {file} ({percent:.1}%, more than the {limit}% \
              allowed)"
@@ -269,7 +280,7 @@ fn ingest_command(source: &str) -> String {
 
 fn on_time(
     last: Option<DateTime<Utc>>,
-    found: Option<Deadlines>,
+    next_due: Option<DateTime<Utc>>,
     cadence: &Cadence,
     tz: FixedOffset,
     now: DateTime<Utc>,
@@ -278,8 +289,8 @@ fn on_time(
         Some(last) => format!("delivered {} ({} ago)", local(last, tz), span(now - last)),
         None => "nothing delivered yet".into(),
     };
-    match found {
-        Some(due) => format!("{delivered}; next due by {}", local(due.next, tz)),
+    match next_due {
+        Some(due) => format!("{delivered}; next due by {}", local(due, tz)),
         None => format!("{delivered}; {}", cadence.describe()),
     }
 }
@@ -391,6 +402,21 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_on_the_due_day_makes_the_next_month_due() {
+        let facts = SourceFacts {
+            last_run: Some(run("2026-12-05 09:29", 20, 0)),
+            ..SourceFacts::default()
+        };
+        let verdict = judge("staffing.quota", &facts, "2026-12-05 10:00");
+        assert_eq!(verdict.status, Status::Ok);
+        assert!(
+            verdict.reasons[0].ends_with("next due by 2027-01-05 23:59"),
+            "{:?}",
+            verdict.reasons
+        );
+    }
+
+    #[test]
     fn weekend_does_not_make_the_roster_late() {
         let facts = SourceFacts {
             last_run: Some(run("2026-12-11 17:00", 10, 0)),
@@ -428,7 +454,11 @@ mod tests {
     #[test]
     fn one_bad_file_among_good_ones_fails_the_feed() {
         let mut mixed = run("2026-12-07 09:00", 1616, 23);
-        mixed.worst_file = Some(("shifted.csv".into(), 20, 20));
+        mixed.worst_file = Some(blockhub_model::FileRejections {
+            location: "shifted.csv".into(),
+            rows_read: 20,
+            rejected: 20,
+        });
         let facts = SourceFacts {
             last_run: Some(mixed),
             ..SourceFacts::default()

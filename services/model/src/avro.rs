@@ -441,12 +441,12 @@ impl SchemaRegistry {
                 "worst_file".into(),
                 match &run.worst_file {
                     None => Value::Union(0, Box::new(Value::Null)),
-                    Some((location, rows, rejected)) => Value::Union(
+                    Some(file) => Value::Union(
                         1,
                         Box::new(Value::Record(vec![
-                            ("location".into(), Value::String(location.clone())),
-                            ("rows_read".into(), count(*rows)),
-                            ("rejected".into(), count(*rejected)),
+                            ("location".into(), Value::String(file.location.clone())),
+                            ("rows_read".into(), count(file.rows_read)),
+                            ("rejected".into(), count(file.rejected)),
                         ])),
                     ),
                 },
@@ -483,11 +483,11 @@ impl SchemaRegistry {
                 Value::Record(fields) => {
                     let file = Record(fields.clone());
                     let long = |field| file.long(field).map(|n| u64::try_from(n).unwrap_or(0));
-                    Some((
-                        file.string("location")?,
-                        long("rows_read")?,
-                        long("rejected")?,
-                    ))
+                    Some(crate::FileRejections {
+                        location: file.string("location")?,
+                        rows_read: long("rows_read")?,
+                        rejected: long("rejected")?,
+                    })
                 }
                 _ => None,
             },
@@ -1371,7 +1371,11 @@ mod tests {
         let message = registry().encode_sync_run(&run).unwrap();
         assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
         run.error = Some("file could not be read".into());
-        run.worst_file = Some(("payroll_2026-11.xlsx".into(), 1000, 8));
+        run.worst_file = Some(crate::FileRejections {
+            location: "payroll_2026-11.xlsx".into(),
+            rows_read: 1000,
+            rejected: 8,
+        });
         let message = registry().encode_sync_run(&run).unwrap();
         assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
         assert!(registry().decode_event(&message).is_err());

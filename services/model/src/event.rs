@@ -378,8 +378,19 @@ pub struct SyncRun {
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
     /// Of a run over several files, the one with the largest share of
-    /// rejected rows: its name, data rows and rejected rows.
-    pub worst_file: Option<(String, u64, u64)>,
+    /// rejected rows.
+    pub worst_file: Option<FileRejections>,
+}
+
+/// One file's rejected rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRejections {
+    /// The file's name.
+    pub location: String,
+    /// Data rows read.
+    pub rows_read: u64,
+    /// Rows rejected.
+    pub rejected: u64,
 }
 
 impl DeadLetter {

@@ -37,7 +37,7 @@ pub async fn run(data: &DataDir, args: DeadLettersArgs) -> Result<ExitCode> {
         } else {
             println!(
                 "{} {} {} row {}: {} ({})\n    {}",
-                letter.observed_at.format("%Y-%m-%d %H:%M:%S"),
+                letter.observed_at.format("%Y-%m-%d %H:%M:%S UTC"),
                 letter.source_system,
                 letter.location,
                 letter.position,

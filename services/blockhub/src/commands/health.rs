@@ -1,15 +1,17 @@
 //! `blockhub health`: waits for the gateway, then shows every feed's sync
 //! health (OK, LATE, STALLED, FAILING) with the reason and what to do.
+//! `--json` prints the report in the shape of the status page's
+//! `/report.json`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use blockhub_gateway::proto::sync_health_client::SyncHealthClient;
-use blockhub_gateway::proto::{FeedStatus, HealthReport, HealthRequest, SourceHealth};
+use blockhub_gateway::proto::{FeedStatus, HealthReport, HealthRequest};
 use chrono::{DateTime, FixedOffset};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -37,10 +39,11 @@ pub struct HealthArgs {
     #[arg(long)]
     pub fail_unless_ok: bool,
     /// Only check that the gateway serves; show no feeds.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["source", "fail_unless_ok"])]
     pub serving_only: bool,
-    /// Print the shipped cadences (a starting point for --health-config).
-    #[arg(long, exclusive = true)]
+    /// Print the shipped cadences (a starting point for --health-config)
+    /// and exit; the hub is not asked.
+    #[arg(long)]
     pub default_config: bool,
     /// Gateway settings.
     #[command(flatten)]
@@ -91,7 +94,8 @@ pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
         .context("asking the gateway for sync health")?
         .into_inner();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+        let shared = blockhub_gateway::sync_health::report_from_message(&report);
+        println!("{}", serde_json::to_string_pretty(&shared)?);
     } else {
         print!("{}", report_text(&report, &gateway));
     }
@@ -174,67 +178,4 @@ fn report_text(report: &HealthReport, gateway: &str) -> String {
         out.push_str(&format!("\nOpen alerts: {}\n", kinds.join(", ")));
     }
     out
-}
-
-fn source_json(source: &SourceHealth) -> Value {
-    json!({
-        "source": source.source,
-        "topic": source.topic,
-        "status": label(source.status()),
-        "reasons": source.reasons,
-        "action": source.action,
-        "cadence": source.cadence,
-        "contact": source.contact,
-        "last_delivery_at": source.last_delivery_at,
-        "last_event_at": source.last_event_at,
-        "next_due": source.next_due,
-        "overdue_since": source.overdue_since,
-        "last_run": source.last_run.as_ref().map(|run| json!({
-            "location": run.location,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "rows_read": run.rows_read,
-            "published": run.published,
-            "unchanged": run.unchanged,
-            "rejected": run.rejected,
-            "error": run.error,
-            "worst_file": run.worst_file,
-            "worst_file_rows": run.worst_file_rows,
-            "worst_file_rejected": run.worst_file_rejected,
-        })),
-        "events_total": source.events_total,
-        "rejected_total": source.rejected_total,
-        "events_24h": source.events_24h,
-        "rejected_24h": source.rejected_24h,
-        "waiting": source.waiting,
-        "failing_since": source.failing_since,
-        "last_good_run": source.last_good_run,
-        "partitions": source.partitions.iter().map(|p| json!({
-            "topic": p.topic,
-            "partition": p.partition,
-            "high_watermark": p.high_watermark,
-            "next_offset": p.next_offset,
-        })).collect::<Vec<_>>(),
-    })
-}
-
-fn report_json(report: &HealthReport) -> Value {
-    json!({
-        "generated_at": report.generated_at,
-        "timezone": report.timezone,
-        "sources": report.sources.iter().map(source_json).collect::<Vec<_>>(),
-        "open_alerts": report.open_alerts,
-        "recent_dead_letters": report.recent_dead_letters.iter().map(|l| json!({
-            "observed_at": l.observed_at,
-            "source": l.source,
-            "location": l.location,
-            "position": l.position,
-            "reason_code": l.reason_code,
-        })).collect::<Vec<_>>(),
-        "hours": report.hours.iter().map(|h| json!({
-            "hour_start": h.hour_start,
-            "events": h.events,
-            "rejected": h.rejected,
-        })).collect::<Vec<_>>(),
-    })
 }

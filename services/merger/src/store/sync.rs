@@ -119,9 +119,9 @@ pub(super) async fn insert_sync_runs(
         .bind(count(run.unchanged))
         .bind(count(run.rejected))
         .bind(run.error.as_deref())
-        .bind(run.worst_file.as_ref().map(|w| w.0.clone()))
-        .bind(run.worst_file.as_ref().map(|w| count(w.1)))
-        .bind(run.worst_file.as_ref().map(|w| count(w.2)))
+        .bind(run.worst_file.as_ref().map(|w| w.location.clone()))
+        .bind(run.worst_file.as_ref().map(|w| count(w.rows_read)))
+        .bind(run.worst_file.as_ref().map(|w| count(w.rejected)))
         .execute(&mut **tx)
         .await
         .map_err(query("store a connector run"))?;
@@ -162,10 +162,13 @@ impl From<RunRow> for SyncRun {
             unchanged: count(row.unchanged),
             rejected: count(row.rejected),
             error: row.error,
-            worst_file: row.worst_file.map(|file| {
-                let rows = count(row.worst_file_rows.unwrap_or(0));
-                (file, rows, count(row.worst_file_rejected.unwrap_or(0)))
-            }),
+            worst_file: row
+                .worst_file
+                .map(|location| blockhub_model::FileRejections {
+                    location,
+                    rows_read: count(row.worst_file_rows.unwrap_or(0)),
+                    rejected: count(row.worst_file_rejected.unwrap_or(0)),
+                }),
         }
     }
 }
