@@ -13,7 +13,6 @@ use blockhub_model::{
     Clock, DeadLetter, Envelope, Event, Fact, KafkaSettings, Operation, PersonKeyer, SourceRef,
     SourceRefKind, SyncRun, error_chain, mask_id_text, mask_ids_in_text,
 };
-
 use chrono::Utc;
 use serde::Serialize;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -95,7 +94,27 @@ pub struct IngestReport {
     pub deletes_withheld: u64,
 }
 
+impl FileReport {
+    /// The file's name, without its folders.
+    pub fn name(&self) -> &str {
+        self.file.rsplit('/').next().unwrap_or(&self.file)
+    }
+
+    /// Rows that held data: every row read but titles, headers, blanks and
+    /// totals.
+    pub fn data_rows(&self) -> u64 {
+        self.rows_read
+            .saturating_sub(self.skipped_title + self.skipped_blank + self.skipped_totals)
+    }
+}
+
 impl IngestReport {
+    /// The files' names, comma separated.
+    pub fn file_names(&self) -> String {
+        let names: Vec<&str> = self.files.iter().map(FileReport::name).collect();
+        names.join(", ")
+    }
+
     /// Totals over all files.
     pub fn total(&self) -> FileReport {
         let mut total = FileReport {
@@ -200,13 +219,8 @@ fn run_record(
     finished_at: chrono::DateTime<Utc>,
 ) -> SyncRun {
     let total = report.total();
-    let files: Vec<&str> = report
-        .files
-        .iter()
-        .map(|f| f.file.rsplit('/').next().unwrap_or(&f.file))
-        .collect();
     let error = report.files.iter().find_map(|f| {
-        let name = f.file.rsplit('/').next().unwrap_or(&f.file);
+        let name = f.name();
         // Names only: the hub's folders are nobody else's business.
         f.error.as_ref().map(|error| match error.contains(name) {
             true => error.replace(&f.file, name),
@@ -215,34 +229,28 @@ fn run_record(
     });
     // One bad file among good ones must still show: the file with the
     // largest share of rejected rows is named in the record.
-    let data_rows = |f: &FileReport| {
-        f.rows_read
-            .saturating_sub(f.skipped_title + f.skipped_blank + f.skipped_totals)
-    };
     let worst = report
         .files
         .iter()
         .filter(|f| f.rejected > 0)
         .max_by(|a, b| {
-            let share = |f: &FileReport| f.rejected as f64 / data_rows(f).max(1) as f64;
+            let share = |f: &FileReport| f.rejected as f64 / f.data_rows().max(1) as f64;
             share(a).total_cmp(&share(b))
         });
     SyncRun {
         run_id: uuid::Uuid::new_v4().to_string(),
         source_system: report.source.clone(),
-        location: files.join(", "),
+        location: report.file_names(),
         started_at,
         finished_at,
-        rows_read: total
-            .rows_read
-            .saturating_sub(total.skipped_title + total.skipped_blank + total.skipped_totals),
+        rows_read: total.data_rows(),
         published: total.published + report.deleted,
         unchanged: total.unchanged,
         rejected: total.rejected,
         error: error.map(|e| mask_ids_in_text(&e)),
         worst_file: worst.map(|f| blockhub_model::FileRejections {
-            location: f.file.rsplit('/').next().unwrap_or(&f.file).to_string(),
-            rows_read: data_rows(f),
+            location: f.name().to_string(),
+            rows_read: f.data_rows(),
             rejected: f.rejected,
         }),
     }
@@ -269,12 +277,7 @@ async fn publish_deletes(
         );
         return Ok(());
     }
-    let location: Vec<&str> = report
-        .files
-        .iter()
-        .map(|f| f.file.rsplit('/').next().unwrap_or(&f.file))
-        .collect();
-    let location = location.join(", ");
+    let location = report.file_names();
     let before = publisher.confirmed();
     for fact in deletions {
         let mut envelope = Envelope::for_file_row(source.name(), &location, 0, Operation::Delete);

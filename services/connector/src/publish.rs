@@ -12,7 +12,6 @@ use blockhub_model::{
     BrokerError, DeadLetter, DeadLetterSink, Event, EventKind, KafkaSettings, PersonKeyer,
     SchemaRegistry, SyncRun,
 };
-
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use tracing::trace;

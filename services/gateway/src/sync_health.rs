@@ -166,8 +166,9 @@ fn known(report: &HealthReport, wanted: &str) -> Result<(), Status> {
     )))
 }
 
+/// A time as the gateway's other services write it; empty when unknown.
 fn text(at: Option<DateTime<Utc>>) -> String {
-    at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    at.map(|at| crate::lookup::time_text(at.timestamp_millis()))
         .unwrap_or_default()
 }
 

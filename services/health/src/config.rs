@@ -205,11 +205,11 @@ impl HealthConfig {
                     None => invalid(reason),
                 }
             };
-            let known: Vec<&str> = blockhub_model::EventKind::ALL
-                .iter()
-                .filter_map(|kind| kind.source())
-                .collect();
-            if !known.contains(&source.as_str()) {
+            if blockhub_model::EventKind::of_source(&source).is_none() {
+                let known: Vec<&str> = blockhub_model::EventKind::ALL
+                    .iter()
+                    .filter_map(|kind| kind.source())
+                    .collect();
                 return Err(at_line(format!(
                     "source {source:?} is not one Blockhub has; sources are {}",
                     known.join(", ")

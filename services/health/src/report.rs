@@ -144,10 +144,9 @@ impl HealthReport {
         }
         let mut sources = Vec::with_capacity(names.len());
         for source in names {
-            let kind = EventKind::ALL
-                .into_iter()
-                .find(|kind| kind.source() == Some(source.as_str()));
-            let topic = kind.map(&topic_of).unwrap_or_default();
+            let topic = EventKind::of_source(&source)
+                .map(&topic_of)
+                .unwrap_or_default();
             let (events_total, rejected_total, last_event_at) =
                 totals.get(&source).cloned().unwrap_or((0, 0, None));
             let recent = activity

@@ -268,10 +268,7 @@ fn streak_text(facts: &SourceFacts, tz: FixedOffset) -> String {
 
 /// The command that feeds `source` again.
 fn ingest_command(source: &str) -> String {
-    let name = blockhub_model::EventKind::ALL
-        .into_iter()
-        .find(|kind| kind.source() == Some(source))
-        .and_then(|kind| kind.ingest_name());
+    let name = blockhub_model::EventKind::of_source(source).and_then(|kind| kind.ingest_name());
     match name {
         Some(name) => format!("blockhub ingest {name} FILE"),
         None => "its connector".into(),

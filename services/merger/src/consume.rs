@@ -363,7 +363,7 @@ pub(crate) const MERGER_SOURCE: &str = "merger";
 /// The consumer group a merger joins unless told otherwise.
 pub const DEFAULT_GROUP: &str = "blockhub-merger";
 
-fn is_dead_letter_topic(topic: &str) -> bool {
+pub(crate) fn is_dead_letter_topic(topic: &str) -> bool {
     topic.ends_with(EventKind::DeadLetter.topic())
 }
 
@@ -407,18 +407,14 @@ fn decode(message: &BorrowedMessage<'_>) -> Delivered {
     };
 
     let registry = SchemaRegistry::get();
-    let decoded = registry.and_then(|registry| {
-        if is_dead_letter_topic(&topic) {
-            registry
-                .decode_dead_letter(payload)
-                .map(DeliveredItem::DeadLetter)
-        } else if EventKind::of_topic(&topic) == Some(EventKind::SyncRun) {
-            registry
-                .decode_sync_run(payload)
-                .map(DeliveredItem::SyncRun)
-        } else {
-            registry.decode_event(payload).map(DeliveredItem::Event)
-        }
+    let decoded = registry.and_then(|registry| match EventKind::of_topic(&topic) {
+        Some(EventKind::DeadLetter) => registry
+            .decode_dead_letter(payload)
+            .map(DeliveredItem::DeadLetter),
+        Some(EventKind::SyncRun) => registry
+            .decode_sync_run(payload)
+            .map(DeliveredItem::SyncRun),
+        _ => registry.decode_event(payload).map(DeliveredItem::Event),
     });
     let item = match decoded {
         Ok(item) => {

@@ -68,19 +68,7 @@ impl MergerError {
     /// another writes), or a PostgreSQL serialization failure or deadlock.
     /// The transaction was rolled back; trying again is safe.
     pub fn is_contention(&self) -> bool {
-        match self {
-            Self::Query {
-                source: sqlx::Error::Database(db),
-                ..
-            } => {
-                let code = db.code();
-                matches!(
-                    code.as_deref(),
-                    Some("5" | "6" | "261" | "517" | "40001" | "40P01")
-                ) || db.message().contains("database is locked")
-            }
-            _ => false,
-        }
+        matches!(self, Self::Query { source, .. } if is_contention(source))
     }
 
     /// Whether retrying later can help.
@@ -99,6 +87,22 @@ impl MergerError {
             Self::Consumer { .. } => true,
             Self::Migrate(_) | Self::Corrupt { .. } => false,
         }
+    }
+}
+
+/// Whether the driver refused because another writer held the store (see
+/// `MergerError::is_contention`).
+pub(crate) fn is_contention(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            matches!(
+                code.as_deref(),
+                Some("5" | "6" | "261" | "517" | "40001" | "40P01")
+            ) || db.message().contains("database is locked")
+                || db.message().contains("busy")
+        }
+        _ => false,
     }
 }
 

@@ -629,6 +629,13 @@ impl EventKind {
         }
     }
 
+    /// The kind a connector source (such as `finance.payroll`) publishes.
+    pub fn of_source(source: &str) -> Option<EventKind> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.source() == Some(source))
+    }
+
     /// The kind whose topic name ends `topic` (which may carry a
     /// deployment prefix).
     pub fn of_topic(topic: &str) -> Option<EventKind> {

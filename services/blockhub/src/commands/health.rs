@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use blockhub_gateway::proto::HealthRequest;
 use blockhub_gateway::proto::sync_health_client::SyncHealthClient;
-use blockhub_gateway::proto::{FeedStatus, HealthReport, HealthRequest};
-use chrono::{DateTime, FixedOffset};
+use blockhub_health::{HealthReport, Status};
 use clap::Args;
 use serde_json::json;
 use tonic_health::pb::HealthCheckRequest;
@@ -93,13 +93,15 @@ pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
         .map_err(|status| anyhow::anyhow!("{}", status.message()))
         .context("asking the gateway for sync health")?
         .into_inner();
+    // One report type for the table and the JSON, the one the status page
+    // is made from.
+    let report = blockhub_gateway::sync_health::report_from_message(&report);
     if args.json {
-        let shared = blockhub_gateway::sync_health::report_from_message(&report);
-        println!("{}", serde_json::to_string_pretty(&shared)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report_text(&report, &gateway));
     }
-    let all_ok = report.sources.iter().all(|s| s.status() == FeedStatus::Ok);
+    let all_ok = report.sources.iter().all(|s| s.status == Status::Ok);
     Ok(if args.fail_unless_ok && !all_ok {
         ExitCode::from(NOT_ALL_OK)
     } else {
@@ -123,30 +125,11 @@ async fn check(gateway: &str, client: &crate::ClientArgs) -> Result<(), String> 
     }
 }
 
-fn label(status: FeedStatus) -> &'static str {
-    match status {
-        FeedStatus::Ok => "OK",
-        FeedStatus::Late => "LATE",
-        FeedStatus::Stalled => "STALLED",
-        FeedStatus::Failing => "FAILING",
-        FeedStatus::Unspecified => "UNKNOWN",
-    }
-}
-
-/// An RFC 3339 time in the hub's zone, to the minute; "never" if empty.
-fn local(text: &str, zone: &str) -> String {
-    use chrono::Offset;
-    let zone: FixedOffset = zone.parse().unwrap_or_else(|_| chrono::Utc.fix());
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|_| "never".into())
-}
-
 fn report_text(report: &HealthReport, gateway: &str) -> String {
-    let zone = report.timezone.as_str();
     let mut out = format!(
-        "Sync health at {} ({zone}), from {gateway}\n\n{:<32} {:<8} {:<17} {:>10} {:>12} {:>8}\n",
-        local(&report.generated_at, zone),
+        "Sync health at {} ({}), from {gateway}\n\n{:<32} {:<8} {:<17} {:>10} {:>12} {:>8}\n",
+        report.local(report.generated_at),
+        report.timezone,
         "FEED",
         "STATUS",
         "LAST DELIVERY",
@@ -155,11 +138,14 @@ fn report_text(report: &HealthReport, gateway: &str) -> String {
         "WAITING"
     );
     for source in &report.sources {
+        let last = source
+            .last_delivery_at
+            .map_or_else(|| "never".to_string(), |at| report.local(at));
         out.push_str(&format!(
             "{:<32} {:<8} {:<17} {:>10} {:>12} {:>8}\n",
             source.source,
-            label(source.status()),
-            local(&source.last_delivery_at, zone),
+            source.status.label(),
+            last,
             source.events_24h,
             source.rejected_24h,
             source.waiting
@@ -172,9 +158,11 @@ fn report_text(report: &HealthReport, gateway: &str) -> String {
         }
     }
     if !report.open_alerts.is_empty() {
-        let mut kinds: Vec<_> = report.open_alerts.iter().collect();
-        kinds.sort();
-        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let kinds: Vec<String> = report
+            .open_alerts
+            .iter()
+            .map(|(kind, count)| format!("{kind} {count}"))
+            .collect();
         out.push_str(&format!("\nOpen alerts: {}\n", kinds.join(", ")));
     }
     out

@@ -17,9 +17,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use blockhub_model::{
-    Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, Operation,
-    PayrollPayment, PensionStart, PurchasedService, RosterEntry, SyncRun, UnitQuota,
-    VeteranPlacement,
+    Contribution, DeadLetter, EnforcementCase, Envelope, Event, Fact, Operation, PayrollPayment,
+    PensionStart, PurchasedService, RosterEntry, SyncRun, UnitQuota, VeteranPlacement,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -29,7 +28,6 @@ use tracing::{debug, trace};
 
 use super::sync::{ActivityCounts, insert_sync_runs};
 use super::{Backend, Store};
-
 use crate::error::{MergerError, query};
 
 /// What a consumed message carries.
@@ -165,7 +163,7 @@ impl Store {
         // published to the dead-letter topic, and count when read there.
         for message in &fresh {
             if let DeliveredItem::DeadLetter(letter) = &message.item
-                && EventKind::of_topic(&message.topic) == Some(EventKind::DeadLetter)
+                && crate::consume::is_dead_letter_topic(&message.topic)
             {
                 activity.rejection(letter);
             }

@@ -355,15 +355,10 @@ fn check(key: &[u8], entry: &AuditEntry, expected_seq: i64, prev: &str) -> Optio
     None
 }
 
+/// Another writer took the next sequence number, or holds the store.
 fn is_conflict(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                || db.message().contains("locked")
-                || db.message().contains("busy")
-        }
-        _ => false,
-    }
+    let taken = matches!(error, sqlx::Error::Database(db) if db.is_unique_violation());
+    taken || crate::error::is_contention(error)
 }
 
 #[cfg(test)]
