@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use blockhub_merger::{PartitionLag, Store};
-use blockhub_model::{EventKind, SyncRun};
+use blockhub_model::{EventKind, SyncRun, mask_ids_in_text};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -166,7 +166,12 @@ impl HealthReport {
                 .get(&source)
                 .cloned()
                 .unwrap_or_else(|| unconfigured(&source));
-            let runs = store.sync_runs(&source, RUNS_LOOKED_AT).await?;
+            let runs: Vec<SyncRun> = store
+                .sync_runs(&source, RUNS_LOOKED_AT)
+                .await?
+                .into_iter()
+                .map(shareable_run)
+                .collect();
             let failing = runs
                 .iter()
                 .take_while(|run| run_failed(run, &source_config))
@@ -244,8 +249,8 @@ impl HealthReport {
             .map(|letter| RecentDeadLetter {
                 observed_at: letter.observed_at,
                 source: letter.source_system,
-                location: letter.location,
-                position: letter.position,
+                location: mask_ids_in_text(&letter.location),
+                position: mask_ids_in_text(&letter.position),
                 reason_code: letter.reason_code,
             })
             .collect();
@@ -274,6 +279,18 @@ impl HealthReport {
     }
 }
 
+/// A run as the report may show it to another department: a file may be
+/// named after a person (`330681199501256740_田霞丹.csv`), so every ID
+/// number in its names and error is masked before anything is said of it.
+fn shareable_run(mut run: SyncRun) -> SyncRun {
+    run.location = mask_ids_in_text(&run.location);
+    run.error = run.error.map(|error| mask_ids_in_text(&error));
+    if let Some(worst) = &mut run.worst_file {
+        worst.location = mask_ids_in_text(&worst.location);
+    }
+    run
+}
+
 /// A source seen in the store but absent from the configuration: judged
 /// on its runs and lag only, never late.
 fn unconfigured(source: &str) -> crate::config::SourceConfig {
@@ -282,5 +299,36 @@ fn unconfigured(source: &str) -> crate::config::SourceConfig {
         stalled_after: Duration::days(3),
         failing_percent: crate::config::DEFAULT_FAILING_PERCENT,
         contact: crate::config::department_of(source).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_named_after_a_person_is_shown_with_the_id_masked() {
+        let at = DateTime::from_timestamp_millis(1_765_000_000_000).unwrap();
+        let name = "330681199501256740_田霞丹.csv";
+        let run = SyncRun {
+            run_id: "r".into(),
+            source_system: "finance.payroll".into(),
+            location: name.into(),
+            started_at: at,
+            finished_at: at,
+            rows_read: 20,
+            published: 0,
+            unchanged: 0,
+            rejected: 20,
+            error: Some(format!("{name}: no header row")),
+            worst_file: Some(blockhub_model::FileRejections {
+                location: name.into(),
+                rows_read: 20,
+                rejected: 20,
+            }),
+        };
+        let shown = format!("{:?}", shareable_run(run));
+        assert!(!shown.contains("330681199501256740"), "{shown}");
+        assert!(shown.contains("330681********6740_田霞丹.csv"), "{shown}");
     }
 }

@@ -121,8 +121,10 @@ pub fn evaluate(
                 Status::Failing,
                 format!("{which} rejected {rejected}{streak}"),
                 format!(
-                    "See why in the dead letters (blockhub dead-letters --source {source}); ask \
-                     {} to correct the export and send it again ({command}).",
+                    "See why in the dead letters (blockhub dead-letters --source {source}). If \
+                     the rows lack what the command must add (--unit, --mapping), run it again \
+                     with that; otherwise ask {} to correct the export and send it again \
+                     ({command}).",
                     config.contact
                 ),
             ));
@@ -260,10 +262,11 @@ fn streak_text(facts: &SourceFacts, tz: FixedOffset) -> String {
         Some(at) => format!("; last good run {}", local(at, tz)),
         None => "; no good run kept".into(),
     };
-    match facts.failing_runs {
-        0 | 1 => good,
-        runs => format!("; failing since {} ({runs} runs){good}", local(since, tz)),
-    }
+    let runs = match facts.failing_runs {
+        1 => "1 run".to_string(),
+        runs => format!("{runs} runs"),
+    };
+    format!("; failing since {} ({runs}){good}", local(since, tz))
 }
 
 /// The command that feeds `source` again.
@@ -432,6 +435,18 @@ mod tests {
         let verdict = judge("staffing.roster", &facts, "2026-12-07 10:00");
         assert_eq!(verdict.status, Status::Failing);
         assert!(verdict.reasons[0].contains("rejected 6 of 100 rows (6.0%"));
+        // Computed by the report from the runs; here as it would say.
+        let facts_failing = SourceFacts {
+            failing_since: facts.last_run.as_ref().map(|r| r.finished_at),
+            failing_runs: 1,
+            ..facts.clone()
+        };
+        let verdict = judge("staffing.roster", &facts_failing, "2026-12-07 10:00");
+        assert!(
+            verdict.reasons[0].contains("failing since 2026-12-07 09:00 (1 run)"),
+            "{:?}",
+            verdict.reasons
+        );
         assert!(
             verdict
                 .action

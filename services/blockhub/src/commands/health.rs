@@ -20,8 +20,9 @@ use crate::ClientArgs;
 use crate::config::DataDir;
 
 /// Exit code when the gateway answers but some feed is not OK and
-/// --fail-unless-ok was given.
-const NOT_ALL_OK: u8 = 2;
+/// --fail-unless-ok was given; 2 stays the command line's own (a usage
+/// error), so that a script can tell the two apart.
+const NOT_ALL_OK: u8 = 3;
 
 /// Flags of `health`.
 #[derive(Debug, Args)]
@@ -35,7 +36,7 @@ pub struct HealthArgs {
     /// The report as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Exit 2 unless every feed is OK (for monitoring scripts).
+    /// Exit 3 unless every feed is OK (for monitoring scripts).
     #[arg(long)]
     pub fail_unless_ok: bool,
     /// Only check that the gateway serves; show no feeds.
