@@ -8,10 +8,16 @@
 //!   3. runs the merger on another fresh store until it has caught up.
 //!
 //! Reports rows per second of each, the merger's as a ratio to the
-//! baseline, and the process's peak resident memory during the merger
-//! phase (the peak is reset before it through /proc/self/clear_refs).
+//! baseline, and the merger's peak resident memory. The merger runs in a
+//! process of its own (this program started again with `merge`), so its
+//! peak holds nothing of the generating and publishing before it.
+//! Given several sizes, it measures each in turn in the same run and
+//! reports every peak as a ratio to the smallest size's peak on the same
+//! backend: how the merger's memory grows with N.
 //!
 //!   cargo run --release -p blockhub-benches -- --persons 10000 --backend both
+//!   cargo run --release -p blockhub-benches -- --persons 100000,1000000 \
+//!       --partitions 64 --backend both
 
 use std::time::{Duration, Instant};
 
@@ -19,18 +25,59 @@ use anyhow::{Context, Result};
 use blockhub_benches::Backends;
 use blockhub_connector::publish::Publisher;
 use blockhub_merger::{MergerConfig, Store};
-use blockhub_model::{Envelope, Event, Fact, Operation, PayrollPayment};
+use blockhub_model::{Envelope, Event, EventKind, Fact, KafkaSettings, Operation, PayrollPayment};
 use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up_within};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// Persons to generate; each gets 12 monthly payments.
-    #[arg(long, default_value_t = 10_000)]
-    persons: u64,
+    /// Internal: the merger phase, run by the benchmark itself.
+    #[command(subcommand)]
+    phase: Option<Phase>,
+    /// Persons to generate; each gets 12 monthly payments. Several sizes,
+    /// comma-separated, are measured one after another in the same run.
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
+    persons: Vec<u64>,
     /// Which store backends to measure.
     #[arg(long, value_enum, default_value_t = Backends::Both)]
     backend: Backends,
+    /// Partitions of the payroll topic the payments go to (the other
+    /// topics keep the hub's default of 3). tansu 0.6 reads a partition
+    /// from the fetched offset to its end on every fetch, so a fetch costs
+    /// time in proportion to what is left in the partition; a million
+    /// persons need more, smaller partitions.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Measure the merger only, without the direct-write baseline (whose
+    /// SQLite write of a million persons takes about 20 minutes): for
+    /// memory figures, whose baseline is the smallest size's peak.
+    #[arg(long)]
+    memory_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Phase {
+    /// Runs the merger from the given topics into the given store until
+    /// it has applied `rows` payments, then prints its figures on one
+    /// line starting with `merge-phase`.
+    #[command(hide = true)]
+    Merge {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic_prefix: String,
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        rows: u64,
+    },
+}
+
+/// What the merger process reports of its run.
+struct MergePhase {
+    merged: Duration,
+    peak_kib: u64,
+    spent: blockhub_merger::LoopProfile,
 }
 
 /// The n-th generated payment: person n / 12, month n % 12 + 1 of 2026.
@@ -50,11 +97,6 @@ fn peak_rss_kib() -> u64 {
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn reset_peak_rss() {
-    // Writing 5 resets the peak resident set size (Linux 4.0 and later).
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 async fn baseline(backend: Backend, rows: u64) -> Result<Duration> {
@@ -80,8 +122,17 @@ async fn through_merger(
     backend: Backend,
     broker: &TestBroker,
     rows: u64,
-) -> Result<(Duration, Duration, u64, blockhub_merger::LoopProfile)> {
+    partitions: i32,
+) -> Result<(Duration, MergePhase)> {
     let settings = broker.settings();
+    let payroll = settings.topic(EventKind::PayrollPayment);
+    // Created before the publisher creates the rest with the default.
+    KafkaSettings {
+        partitions,
+        ..settings.clone()
+    }
+    .ensure_named_topics(std::slice::from_ref(&payroll))
+    .await?;
     let mut publisher = Publisher::connect(&settings, test_keyer()).await?;
     let started = Instant::now();
     for n in 0..rows {
@@ -96,10 +147,90 @@ async fn through_merger(
 
     let database = TestDatabase::create(backend).await;
     let store = Store::open(&database.url).await?;
+    let phase = merge_in_child(&settings, &database.url, rows).await?;
+    let (_, _, payments, _) = store.counts().await?;
+    anyhow::ensure!(
+        payments as u64 == rows,
+        "merger stored {payments} of {rows} payments"
+    );
+    database.remove(store).await;
+    Ok((published, phase))
+}
+
+/// Runs the merger phase in a process of its own and reads its figures.
+async fn merge_in_child(settings: &KafkaSettings, url: &str, rows: u64) -> Result<MergePhase> {
+    let exe = std::env::current_exe().context("finding the benchmark's executable")?;
+    let args = [
+        "merge".to_string(),
+        "--brokers".into(),
+        settings.brokers.clone(),
+        "--topic-prefix".into(),
+        settings.topic_prefix.clone(),
+        "--database-url".into(),
+        url.to_string(),
+        "--rows".into(),
+        rows.to_string(),
+    ];
+    let output = tokio::process::Command::new(exe)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("starting the merger process")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the merger process failed ({})",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("merge-phase "))
+        .context("the merger process printed no figures")?;
+    let numbers = line
+        .split_whitespace()
+        .map(str::parse::<u64>)
+        .collect::<Result<Vec<u64>, _>>()
+        .with_context(|| format!("unreadable figures from the merger process: {line}"))?;
+    let [
+        merged,
+        peak_kib,
+        waiting,
+        filling,
+        decoding,
+        applying,
+        other,
+        batches,
+        messages,
+    ] = numbers[..]
+    else {
+        anyhow::bail!("expected nine figures from the merger process: {line}");
+    };
+    let us = Duration::from_micros;
+    Ok(MergePhase {
+        merged: us(merged),
+        peak_kib,
+        spent: blockhub_merger::LoopProfile {
+            waiting: us(waiting),
+            filling: us(filling),
+            decoding: us(decoding),
+            applying: us(applying),
+            other: us(other),
+            batches,
+            messages,
+        },
+    })
+}
+
+/// The merger phase itself, in the child process: merges until `rows`
+/// payments are applied and prints the figures for the parent.
+async fn merge_phase(brokers: String, topic_prefix: String, url: String, rows: u64) -> Result<()> {
+    let mut settings = KafkaSettings::new(brokers);
+    settings.topic_prefix = topic_prefix;
+    let payroll = settings.topic(EventKind::PayrollPayment);
+    let store = Store::open(&url).await?;
     let mut config = MergerConfig::new(settings.clone());
     config.group = format!("{}bench", settings.topic_prefix);
-    reset_peak_rss();
-    blockhub_merger::reset_profile();
     let started = Instant::now();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
@@ -108,61 +239,159 @@ async fn through_merger(
     // A generous limit that grows with N: the tests' two minutes are too
     // short for a million payments.
     let limit = std::time::Duration::from_secs(120 + rows / 500);
+    // Watched through the store's own offsets, a small table, because a
+    // lag check asks the broker for every partition's watermarks and
+    // would load the broker the merger is reading from; one lag check
+    // then confirms that nothing else is waiting.
+    loop {
+        let applied: i64 = store
+            .next_offsets(&config.group)
+            .await?
+            .iter()
+            .filter(|((topic, _), _)| *topic == payroll)
+            .map(|(_, next)| next)
+            .sum();
+        if applied as u64 >= rows {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "merger applied {applied} of {rows} payments in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     wait_caught_up_within(&config, &store, limit).await;
     let merged = started.elapsed();
     let peak = peak_rss_kib();
     let spent = blockhub_merger::profile();
     let _ = stop.send(());
     merger.await??;
-    let (_, _, payments, _) = store.counts().await?;
-    anyhow::ensure!(
-        payments as u64 == rows,
-        "merger stored {payments} of {rows} payments"
+    let us = |d: Duration| d.as_micros();
+    println!(
+        "merge-phase {} {peak} {} {} {} {} {} {} {}",
+        us(merged),
+        us(spent.waiting),
+        us(spent.filling),
+        us(spent.decoding),
+        us(spent.applying),
+        us(spent.other),
+        spent.batches,
+        spent.messages
     );
-    database.remove(store).await;
-    Ok((published, merged, peak, spent))
+    Ok(())
+}
+
+/// One size on one backend, measured.
+struct Measured {
+    persons: u64,
+    backend: &'static str,
+    direct: Option<Duration>,
+    merged: Duration,
+    peak_kib: u64,
+    spent: blockhub_merger::LoopProfile,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let rows = args.persons * 12;
+    if let Some(Phase::Merge {
+        brokers,
+        topic_prefix,
+        database_url,
+        rows,
+    }) = args.phase
+    {
+        return merge_phase(brokers, topic_prefix, database_url, rows).await;
+    }
+    let mut sizes = args.persons.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    anyhow::ensure!(!sizes.is_empty(), "--persons needs at least one size");
     let backends = args.backend.selected();
     let broker = TestBroker::start().await;
-    println!("persons {} payments {rows}", args.persons);
     println!(
-        "| backend | direct rows/s | publish rows/s | merger rows/s | merger / direct \
-         | merger peak RSS MiB |"
+        "persons {} payroll partitions {}",
+        sizes
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.partitions
     );
-    println!("|---|---|---|---|---|---|");
-    let mut profiles = Vec::new();
-    for (name, backend) in backends {
-        let direct = baseline(backend, rows).await?;
-        let (published, merged, peak, spent) = through_merger(backend, &broker, rows).await?;
-        profiles.push((name, direct, merged, spent));
-        let rate = |d: Duration| rows as f64 / d.as_secs_f64();
-        println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
-            rate(direct),
-            rate(published),
-            rate(merged),
-            rate(merged) / rate(direct),
-            peak as f64 / 1024.0
-        );
+    println!(
+        "| N persons | backend | direct rows/s | publish rows/s | merger rows/s \
+         | merger / direct | merger peak RSS MiB | peak / peak at N = {} |",
+        sizes[0]
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut measured: Vec<Measured> = Vec::new();
+    for &persons in &sizes {
+        let rows = persons * 12;
+        for &(name, backend) in &backends {
+            let direct = if args.memory_only {
+                None
+            } else {
+                Some(baseline(backend, rows).await?)
+            };
+            let (
+                published,
+                MergePhase {
+                    merged,
+                    peak_kib,
+                    spent,
+                },
+            ) = through_merger(backend, &broker, rows, args.partitions).await?;
+            // The smallest size on the same backend, measured first.
+            let smallest = measured
+                .iter()
+                .find(|m| m.backend == name)
+                .map_or(peak_kib, |m| m.peak_kib);
+            let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+            let (direct_rate, ratio) = match direct {
+                Some(direct) => (
+                    format!("{:.0}", rate(direct)),
+                    format!("{:.2}", rate(merged) / rate(direct)),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            println!(
+                "| {persons} | {name} | {direct_rate} | {:.0} | {:.0} | {ratio} | {:.0} | {:.2} |",
+                rate(published),
+                rate(merged),
+                peak_kib as f64 / 1024.0,
+                peak_kib as f64 / smallest.max(1) as f64
+            );
+            measured.push(Measured {
+                persons,
+                backend: name,
+                direct,
+                merged,
+                peak_kib,
+                spent,
+            });
+        }
     }
     // Where the merger's time went, phase by phase, next to the direct
     // write of the same rows.
     println!();
     println!(
-        "| backend | direct s | merger s | waiting s | filling s | decoding s | applying s \
-         | other s | batches | mean batch |"
+        "| N persons | backend | direct s | merger s | waiting s | filling s | decoding s \
+         | applying s | other s | batches | mean batch |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (name, direct, merged, spent) in profiles {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for m in measured {
+        let Measured {
+            persons,
+            backend: name,
+            direct,
+            merged,
+            spent,
+            ..
+        } = m;
         let s = |d: Duration| format!("{:.1}", d.as_secs_f64());
         println!(
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
-            s(direct),
+            "| {persons} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+            direct.map_or_else(|| "-".into(), s),
             s(merged),
             s(spent.waiting),
             s(spent.filling),
