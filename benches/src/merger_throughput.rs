@@ -29,6 +29,8 @@ use blockhub_model::{Envelope, Event, EventKind, Fact, KafkaSettings, Operation,
 use blockhub_tests::{Backend, TestBroker, TestDatabase, test_keyer, wait_caught_up_within};
 use clap::{Parser, Subcommand};
 
+/// Merger throughput and peak memory, each against a baseline measured in
+/// the same run (see BENCHMARKS.md).
 #[derive(Debug, Parser)]
 struct Args {
     /// Internal: the merger phase, run by the benchmark itself.
@@ -36,7 +38,12 @@ struct Args {
     phase: Option<Phase>,
     /// Persons to generate; each gets 12 monthly payments. Several sizes,
     /// comma-separated, are measured one after another in the same run.
-    #[arg(long, value_delimiter = ',', default_value = "10000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10000",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     persons: Vec<u64>,
     /// Which store backends to measure.
     #[arg(long, value_enum, default_value_t = Backends::Both)]
@@ -46,7 +53,7 @@ struct Args {
     /// from the fetched offset to its end on every fetch, so a fetch costs
     /// time in proportion to what is left in the partition; a million
     /// persons need more, smaller partitions.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
     partitions: i32,
     /// Measure the merger only, without the direct-write baseline (whose
     /// SQLite write of a million persons takes about 20 minutes): for
