@@ -87,6 +87,54 @@ struct MergePhase {
     spent: blockhub_merger::LoopProfile,
 }
 
+impl MergePhase {
+    /// The figures as the child prints them (times in microseconds); read
+    /// back by `from_figures`, the one other place that knows the order.
+    fn figures(&self) -> [u64; 9] {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let spent = &self.spent;
+        [
+            us(self.merged),
+            self.peak_kib,
+            us(spent.waiting),
+            us(spent.filling),
+            us(spent.decoding),
+            us(spent.applying),
+            us(spent.other),
+            spent.batches,
+            spent.messages,
+        ]
+    }
+
+    fn from_figures(figures: [u64; 9]) -> Self {
+        let [
+            merged,
+            peak_kib,
+            waiting,
+            filling,
+            decoding,
+            applying,
+            other,
+            batches,
+            messages,
+        ] = figures;
+        let us = Duration::from_micros;
+        Self {
+            merged: us(merged),
+            peak_kib,
+            spent: blockhub_merger::LoopProfile {
+                waiting: us(waiting),
+                filling: us(filling),
+                decoding: us(decoding),
+                applying: us(applying),
+                other: us(other),
+                batches,
+                messages,
+            },
+        }
+    }
+}
+
 /// The n-th generated payment: person n / 12, month n % 12 + 1 of 2026.
 fn payment(n: u64) -> Result<PayrollPayment> {
     let month = u32::try_from(n % 12).context("month")? + 1;
@@ -97,13 +145,16 @@ fn envelope(n: u64) -> Envelope {
     Envelope::for_file_row("finance.payroll", "bench.csv", n + 2, Operation::Upsert)
 }
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// This process's peak resident memory. An error rather than 0 when it
+/// cannot be read: a zero peak would pass any memory target.
+fn peak_rss_kib() -> Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .context("no VmHWM in /proc/self/status")
 }
 
 async fn baseline(backend: Backend, rows: u64) -> Result<Duration> {
@@ -199,34 +250,9 @@ async fn merge_in_child(settings: &KafkaSettings, url: &str, rows: u64) -> Resul
         .map(str::parse::<u64>)
         .collect::<Result<Vec<u64>, _>>()
         .with_context(|| format!("unreadable figures from the merger process: {line}"))?;
-    let [
-        merged,
-        peak_kib,
-        waiting,
-        filling,
-        decoding,
-        applying,
-        other,
-        batches,
-        messages,
-    ] = numbers[..]
-    else {
-        anyhow::bail!("expected nine figures from the merger process: {line}");
-    };
-    let us = Duration::from_micros;
-    Ok(MergePhase {
-        merged: us(merged),
-        peak_kib,
-        spent: blockhub_merger::LoopProfile {
-            waiting: us(waiting),
-            filling: us(filling),
-            decoding: us(decoding),
-            applying: us(applying),
-            other: us(other),
-            batches,
-            messages,
-        },
-    })
+    let figures = <[u64; 9]>::try_from(numbers)
+        .map_err(|_| anyhow::anyhow!("expected nine figures from the merger process: {line}"))?;
+    Ok(MergePhase::from_figures(figures))
 }
 
 /// The merger phase itself, in the child process: merges until `rows`
@@ -268,23 +294,15 @@ async fn merge_phase(brokers: String, topic_prefix: String, url: String, rows: u
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_caught_up_within(&config, &store, limit).await;
-    let merged = started.elapsed();
-    let peak = peak_rss_kib();
-    let spent = blockhub_merger::profile();
+    let phase = MergePhase {
+        merged: started.elapsed(),
+        peak_kib: peak_rss_kib()?,
+        spent: blockhub_merger::profile(),
+    };
     let _ = stop.send(());
     merger.await??;
-    let us = |d: Duration| d.as_micros();
-    println!(
-        "merge-phase {} {peak} {} {} {} {} {} {} {}",
-        us(merged),
-        us(spent.waiting),
-        us(spent.filling),
-        us(spent.decoding),
-        us(spent.applying),
-        us(spent.other),
-        spent.batches,
-        spent.messages
-    );
+    let figures: Vec<String> = phase.figures().iter().map(u64::to_string).collect();
+    println!("merge-phase {}", figures.join(" "));
     Ok(())
 }
 
@@ -293,9 +311,7 @@ struct Measured {
     persons: u64,
     backend: &'static str,
     direct: Option<Duration>,
-    merged: Duration,
-    peak_kib: u64,
-    spent: blockhub_merger::LoopProfile,
+    phase: MergePhase,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -340,19 +356,14 @@ async fn main() -> Result<()> {
             } else {
                 Some(baseline(backend, rows).await?)
             };
-            let (
-                published,
-                MergePhase {
-                    merged,
-                    peak_kib,
-                    spent,
-                },
-            ) = through_merger(backend, &broker, rows, args.partitions).await?;
+            let (published, phase) =
+                through_merger(backend, &broker, rows, args.partitions).await?;
+            let (merged, peak_kib) = (phase.merged, phase.peak_kib);
             // The smallest size on the same backend, measured first.
             let smallest = measured
                 .iter()
                 .find(|m| m.backend == name)
-                .map_or(peak_kib, |m| m.peak_kib);
+                .map_or(peak_kib, |m| m.phase.peak_kib);
             let rate = |d: Duration| rows as f64 / d.as_secs_f64();
             let (direct_rate, ratio) = match direct {
                 Some(direct) => (
@@ -372,9 +383,7 @@ async fn main() -> Result<()> {
                 persons,
                 backend: name,
                 direct,
-                merged,
-                peak_kib,
-                spent,
+                phase,
             });
         }
     }
@@ -391,9 +400,7 @@ async fn main() -> Result<()> {
             persons,
             backend: name,
             direct,
-            merged,
-            spent,
-            ..
+            phase: MergePhase { merged, spent, .. },
         } = m;
         let s = |d: Duration| format!("{:.1}", d.as_secs_f64());
         println!(
