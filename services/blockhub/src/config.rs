@@ -90,16 +90,24 @@ impl DataDir {
         self.path("store.db")
     }
 
-    /// The hub file, if a hub has written one.
+    /// The running hub's file. A file whose hub is gone (killed before it
+    /// could remove it) is not read: its addresses lead nowhere. `up`
+    /// writes over it.
     pub fn hub(&self) -> Option<HubFile> {
         let text = fs::read_to_string(self.path("hub.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        let hub: HubFile = serde_json::from_str(&text).ok()?;
+        process_alive(hub.pid).then_some(hub)
     }
 
     /// Writes the hub file.
     pub fn write_hub(&self, hub: &HubFile) -> Result<()> {
         let text = serde_json::to_string_pretty(hub)? + "\n";
         fs::write(self.path("hub.json"), text).context("writing hub.json")
+    }
+
+    /// Whether a hub file was left by a hub that no longer runs.
+    pub fn stale_hub_file(&self) -> bool {
+        self.path("hub.json").exists() && self.hub().is_none()
     }
 
     /// Removes the hub file when the hub stops.
@@ -269,4 +277,14 @@ pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buffer);
     hex::encode(buffer)
+}
+
+/// Whether a process with this id runs (on Linux, where the hub is
+/// deployed; elsewhere every recorded hub is taken to run).
+pub fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
 }

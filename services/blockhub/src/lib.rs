@@ -63,17 +63,30 @@ pub struct BrokerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// The store: postgres://user@host/db for PostgreSQL, or sqlite://FILE.
-    /// Default: the SQLite store in --data-dir.
+    /// Default: the store of the hub running with --data-dir, else the
+    /// SQLite store in --data-dir.
     #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
 impl StoreArgs {
-    /// The store URL to open.
+    /// The store URL to open: the flag's, else the running hub's (unless
+    /// hub.json hides its password), else the data directory's own.
     pub fn url(&self, data: &config::DataDir) -> String {
         self.database_url
             .clone()
+            .or_else(|| self.hub_store(data))
             .unwrap_or_else(|| data.store_url())
+    }
+
+    /// The store of the hub running with this data directory, when
+    /// hub.json names it in full (a password is never written there).
+    fn hub_store(&self, data: &config::DataDir) -> Option<String> {
+        data.hub()
+            .map(|hub| hub.store)
+            // `up` writes the URL through `redact`, which puts *** for a
+            // password.
+            .filter(|store| !store.contains(":***@"))
     }
 
     /// Opens a store that must exist already, for the commands that read
@@ -91,7 +104,21 @@ impl StoreArgs {
                 );
             }
         }
-        if self.database_url.is_none() && !data.store_file().exists() {
+        if self.database_url.is_none()
+            && let Some(hub) = data.hub()
+            && self.hub_store(data).is_none()
+        {
+            anyhow::bail!(
+                "the hub running with data directory {} uses {}, whose password is not \
+                 kept in hub.json: pass --database-url (or BLOCKHUB_DATABASE_URL)",
+                data.root().display(),
+                hub.store
+            );
+        }
+        if self.database_url.is_none()
+            && self.hub_store(data).is_none()
+            && !data.store_file().exists()
+        {
             anyhow::bail!(
                 "no store in data directory {} (no hub has run there): pass the hub's \
                  --data-dir (before or after the command's own flags), or --database-url",
@@ -208,5 +235,50 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DataDir, HubFile};
+
+    fn hub_file(store: &str, pid: u32) -> HubFile {
+        HubFile {
+            brokers: "127.0.0.1:1".into(),
+            topic_prefix: "blockhub.".into(),
+            gateway: "http://127.0.0.1:1".into(),
+            store: store.into(),
+            pid,
+            status: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn client_commands_read_the_running_hubs_store_not_a_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::create(dir.path()).unwrap();
+        let args = StoreArgs { database_url: None };
+        let elsewhere = format!("sqlite://{}", dir.path().join("elsewhere.db").display());
+
+        data.write_hub(&hub_file(&elsewhere, std::process::id()))
+            .unwrap();
+        assert_eq!(args.url(&data), elsewhere);
+        let flag = StoreArgs {
+            database_url: Some("sqlite:///given.db".into()),
+        };
+        assert_eq!(flag.url(&data), "sqlite:///given.db");
+
+        // A hub whose password hub.json does not keep: asked for, not guessed.
+        let hidden = "postgres://hub:***@127.0.0.1/blockhub";
+        data.write_hub(&hub_file(hidden, std::process::id()))
+            .unwrap();
+        let error = args.open_existing(&data).await.err().unwrap();
+        assert!(format!("{error:#}").contains("--database-url"), "{error:#}");
+
+        // A hub killed before it removed hub.json: the file is not used.
+        data.write_hub(&hub_file(&elsewhere, u32::MAX)).unwrap();
+        assert!(data.hub().is_none() && data.stale_hub_file());
+        assert_eq!(args.url(&data), data.store_url());
     }
 }

@@ -49,7 +49,13 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
             let store = store.open_existing(data).await?;
             let copies = match super::kafka_settings(data, &broker) {
                 Ok(settings) => {
-                    let copies = published_copies(&settings).await?;
+                    let copies: BTreeMap<i64, BTreeSet<String>> = published_entries(&settings)
+                        .await?
+                        .into_iter()
+                        .map(|(seq, versions)| {
+                            (seq, versions.into_iter().map(|e| e.hash).collect())
+                        })
+                        .collect();
                     println!(
                         "compared with {} entries published to the audit topic",
                         copies.len()
@@ -119,18 +125,24 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
     }
 }
 
-/// Every hash published per sequence number on the audit topic.
-async fn published_copies(settings: &KafkaSettings) -> Result<BTreeMap<i64, BTreeSet<String>>> {
+/// Every entry published on the audit topic, by sequence number: one
+/// version each, unless an entry was replaced after it was published (a
+/// crash between publishing and marking repeats the same version, which
+/// counts once).
+pub async fn published_entries(settings: &KafkaSettings) -> Result<BTreeMap<i64, Vec<AuditEntry>>> {
     let topic = settings.named_topic(blockhub_gateway::audit_topic::AUDIT_TOPIC);
     let config = settings.client_config();
-    let group = format!("blockhub-audit-verify-{}", std::process::id());
+    let group = format!("blockhub-audit-read-{}", std::process::id());
     tokio::task::spawn_blocking(move || {
-        let mut copies: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+        let mut copies: BTreeMap<i64, Vec<AuditEntry>> = BTreeMap::new();
         let mut unreadable = 0;
         let complete = blockhub_model::read_topic_to_end(config, &topic, &group, |payload| {
             match serde_json::from_slice::<AuditEntry>(payload) {
                 Ok(entry) => {
-                    copies.entry(entry.seq).or_default().insert(entry.hash);
+                    let versions = copies.entry(entry.seq).or_default();
+                    if !versions.iter().any(|v| v.hash == entry.hash) {
+                        versions.push(entry);
+                    }
                 }
                 Err(_) => unreadable += 1,
             }

@@ -60,9 +60,10 @@ pub fn kafka_settings(data: &DataDir, args: &BrokerArgs) -> Result<KafkaSettings
         (Some(brokers), _) => brokers.clone(),
         (None, Some(hub)) => hub.brokers.clone(),
         (None, None) => bail!(
-            "no hub is running with data directory {} (no hub.json there): start one with \
-             `blockhub up`, pass the same --data-dir as the hub, or pass --brokers HOST:PORT",
-            data.root().display()
+            "no hub is running with data directory {} ({}): start one with `blockhub up`, \
+             pass the same --data-dir as the hub, or pass --brokers HOST:PORT",
+            data.root().display(),
+            no_hub_reason(data)
         ),
     };
     let mut settings = KafkaSettings::new(brokers);
@@ -112,10 +113,20 @@ pub fn client_settings(data: &DataDir, args: &ClientArgs) -> Result<(String, Opt
             Ok((with_scheme(hub.gateway), token))
         }
         (None, None) => bail!(
-            "no hub is running with data directory {} (no hub.json there): start one with \
-             `blockhub up`, pass the same --data-dir as the hub, or pass --gateway URL --token T",
-            data.root().display()
+            "no hub is running with data directory {} ({}): start one with `blockhub up`, \
+             pass the same --data-dir as the hub, or pass --gateway URL --token T",
+            data.root().display(),
+            no_hub_reason(data)
         ),
+    }
+}
+
+/// Why no running hub was found, for the messages that say so.
+fn no_hub_reason(data: &DataDir) -> &'static str {
+    if data.stale_hub_file() {
+        "its hub.json is left from a hub that stopped without removing it"
+    } else {
+        "no hub.json there"
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! The facts come from the fact and dead-letter topics through the same
 //! merger code as the live store; alert states (acknowledgements included)
-//! come from the alerts topic, where the hub publishes every change. The
+//! come from the alerts topic, where the hub publishes every change; the
+//! gateway's audit log from the audit topic, where the hub copies every
+//! entry (entries the hub had not yet published are not there). The
 //! rebuilt store's offsets are given to the live merger's group too, so a
 //! hub pointed at it carries on where the rebuild stopped.
 
@@ -43,6 +45,8 @@ pub struct RebuildSummary {
     pub messages: i64,
     /// Alerts restored from the alerts topic.
     pub alerts: u64,
+    /// Audit entries restored from the audit topic.
+    pub audit_entries: u64,
 }
 
 /// Replays every topic into `target` (which must be fresh) and restores
@@ -93,8 +97,14 @@ pub async fn rebuild_into(
     };
     let alerts = blockhub_rules::read_alert_states(settings).await?;
     let alerts = target.restore_alerts(&alerts).await?;
+    let audit = super::audit::published_entries(settings).await?;
+    let audit_entries = target.restore_audit(&audit).await?;
     target.copy_offsets(&config.group, merger_group).await?;
-    Ok(RebuildSummary { messages, alerts })
+    Ok(RebuildSummary {
+        messages,
+        alerts,
+        audit_entries,
+    })
 }
 
 /// Runs `rebuild`.
@@ -106,10 +116,12 @@ pub async fn run(data: &DataDir, args: RebuildArgs) -> Result<ExitCode> {
     let summary = rebuild_into(&settings, &target, &args.merger_group).await?;
     target.close().await;
     println!(
-        "Rebuilt {} from {} messages; {} alerts restored with their states.",
+        "Rebuilt {} from {} messages; {} alerts restored with their states, {} audit \
+         entries with their chain.",
         blockhub_merger::store::redact(&args.into),
         summary.messages,
-        summary.alerts
+        summary.alerts,
+        summary.audit_entries
     );
     Ok(ExitCode::SUCCESS)
 }

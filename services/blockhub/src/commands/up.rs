@@ -65,7 +65,7 @@ pub async fn run_until(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<ExitCode> {
     if let Some(hub) = data.hub()
-        && process_alive(hub.pid)
+        && hub.pid != std::process::id()
     {
         bail!(
             "a hub (pid {}) already runs with data directory {}; stop it first \
@@ -263,8 +263,4 @@ async fn serve(
             Err(error)
         }
     }
-}
-
-fn process_alive(pid: u32) -> bool {
-    PathBuf::from(format!("/proc/{pid}")).exists() && pid != std::process::id()
 }

@@ -228,6 +228,59 @@ impl Store {
         Ok(entries)
     }
 
+    /// Puts back entries read from the audit topic into a store that has
+    /// none (a rebuild), marked published. Where the topic holds several
+    /// versions of one entry, the one that follows the chain so far is
+    /// kept (verifying then reports the others). Returns the number kept.
+    pub async fn restore_audit(
+        &self,
+        published: &BTreeMap<i64, Vec<AuditEntry>>,
+    ) -> Result<u64, MergerError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query("begin restoring audit"))?;
+        let mut prev = GENESIS.to_string();
+        let mut kept = 0;
+        for versions in published.values() {
+            let Some(entry) = versions
+                .iter()
+                .find(|e| e.prev_hash == prev)
+                .or_else(|| versions.first())
+            else {
+                continue;
+            };
+            let sql = format!(
+                "INSERT INTO audit_log ({COLUMNS}, published) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)"
+            );
+            let c = &entry.content;
+            sqlx::query(&sql)
+                .bind(entry.seq)
+                .bind(c.at)
+                .bind(&c.principal)
+                .bind(&c.department)
+                .bind(&c.method)
+                .bind(&c.purpose)
+                .bind(&c.case_number)
+                .bind(&c.operator)
+                .bind(&c.decision)
+                .bind(&c.reason)
+                .bind(&c.fields)
+                .bind(c.result_count)
+                .bind(&entry.prev_hash)
+                .bind(&entry.hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(query("restore an audit entry"))?;
+            prev = entry.hash.clone();
+            kept += 1;
+        }
+        tx.commit().await.map_err(query("commit restored audit"))?;
+        Ok(kept)
+    }
+
     /// Entries not yet published to the audit topic, oldest first.
     pub async fn unpublished_audit(&self, limit: i64) -> Result<Vec<AuditEntry>, MergerError> {
         let sql =
@@ -315,8 +368,9 @@ fn copy_break(
             "entry {seq} is on the audit topic but missing from the store"
         )),
         Some(_) if hashes.len() > 1 => Some(format!(
-            "the audit topic holds {} different entries {seq}: the entry was replaced \
-             after it was published",
+            "the audit topic holds {} different versions of entry {seq}: it was replaced \
+             after it was published, or a store without this log (a rebuild of an older \
+             release, a restored backup) started a new chain",
             hashes.len()
         )),
         Some(hash) if !hashes.contains(hash) => Some(format!(
@@ -385,7 +439,7 @@ mod tests {
         let replaced = copy_break(2, Some("b"), &copy(&[(1, "a"), (2, "x")])).unwrap();
         assert!(replaced.contains("replaced"), "{replaced}");
         let twice = copy_break(1, Some("a"), &copy(&[(1, "a"), (1, "z")])).unwrap();
-        assert!(twice.contains("2 different entries 1"), "{twice}");
+        assert!(twice.contains("2 different versions of entry 1"), "{twice}");
     }
 
     #[test]
