@@ -152,6 +152,86 @@ async fn store_promises_hold_on_postgres() {
     store_promises(Backend::Postgres).await;
 }
 
+/// A roster event exported `days` days from now and read `read_seconds`
+/// seconds from now.
+fn exported_event(contract_end: &str, days: i64, read_seconds: i64) -> Event {
+    let mut event = roster_event(contract_end, read_seconds);
+    event.envelope = event.envelope.exported(Some(Utc::now() + Span::days(days)));
+    event
+}
+
+/// The export time orders facts before the read time, and how the events
+/// were cut into batches changes neither the facts nor the history: a live
+/// load (one event per batch) and a rebuild (all in one) agree.
+async fn export_time_orders_facts_whatever_the_batches(backend: Backend) {
+    // Read in this order: the newest export first, then an export a week
+    // older (read later: a stale file found in a folder), then a re-read
+    // of the newest export, then one a day newer.
+    let events = [
+        exported_event("2027-01-31", 0, 0),
+        exported_event("2025-12-31", -7, 60),
+        exported_event("2027-01-31", 0, 120),
+        exported_event("2027-06-30", 1, 180),
+    ];
+    let one_by_one = TestDatabase::create(backend).await;
+    let live = Store::open(&one_by_one.url).await.unwrap();
+    let mut superseded = 0;
+    for (offset, event) in events.iter().enumerate() {
+        let outcome = live
+            .apply_batch("g", &[delivered(event, offset as i64)])
+            .await
+            .unwrap();
+        superseded += outcome.superseded;
+        if offset == 1 {
+            // Read a minute after the newer export, made a week before it.
+            assert_eq!(
+                contract_end(&live).await,
+                NaiveDate::from_ymd_opt(2027, 1, 31)
+            );
+        }
+    }
+    assert_eq!(superseded, 1, "only the stale export is history");
+    assert_eq!(
+        contract_end(&live).await,
+        NaiveDate::from_ymd_opt(2027, 6, 30)
+    );
+    let id = CitizenId::parse("330106198703154214").unwrap();
+    let stored = live.roster_entries_of(&id).await.unwrap();
+    let provenance = &stored[0].provenance;
+    assert_eq!(provenance.event_id, events[3].envelope.event_id);
+    assert_eq!(
+        provenance.exported_at,
+        events[3].envelope.exported_at.map(|t| t.timestamp_millis())
+    );
+
+    let in_one = TestDatabase::create(backend).await;
+    let rebuilt = Store::open(&in_one.url).await.unwrap();
+    let all: Vec<Delivered> = events
+        .iter()
+        .enumerate()
+        .map(|(offset, event)| delivered(event, offset as i64))
+        .collect();
+    let outcome = rebuilt.apply_batch("g", &all).await.unwrap();
+    assert_eq!((outcome.applied, outcome.superseded), (4, 1));
+    let live_content = live.content_snapshot().await.unwrap();
+    assert_eq!(live_content.superseded.len(), 1);
+    assert!(live_content.superseded[0].2.contains("2025-12-31"));
+    assert_eq!(rebuilt.content_snapshot().await.unwrap(), live_content);
+
+    one_by_one.remove(live).await;
+    in_one.remove(rebuilt).await;
+}
+
+#[tokio::test]
+async fn export_time_orders_facts_on_sqlite() {
+    export_time_orders_facts_whatever_the_batches(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn export_time_orders_facts_on_postgres() {
+    export_time_orders_facts_whatever_the_batches(Backend::Postgres).await;
+}
+
 // A message no schema can read once stalled a partition forever in other
 // consumers; here it must become a dead letter and the next event apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -222,6 +222,7 @@ async fn sample_county_end_to_end(backend: Backend) {
     wait_caught_up(&config, &store).await;
     assert_eq!(store.content_snapshot().await.unwrap(), snapshot);
 
+    a_stale_export_read_late_changes_nothing(&settings, &store, &config).await;
     rebuild_ends_identical(&settings, &store, &config.group, backend).await;
 
     let _ = stop_merger.send(());
@@ -476,6 +477,58 @@ async fn staff_queries_agree_with_the_reports(store: &Store, truth: &serde_json:
     );
 }
 
+/// An older quota list ingested after the sample's own: its changed row is
+/// published (it differs from what the connector last saw) but the store
+/// keeps the newer quota and files the stale one as superseded history.
+async fn a_stale_export_read_late_changes_nothing(
+    settings: &KafkaSettings,
+    store: &Store,
+    config: &MergerConfig,
+) {
+    let original = sample("staffing/quota.csv");
+    let text = std::fs::read_to_string(&original).unwrap();
+    let row = "诸暨市教育体育局,11330681830166130U,行政机关,85,2026-03-30";
+    assert!(text.contains(row), "the sample's quota row changed");
+    let stale_text = text.replace(
+        row,
+        "诸暨市教育体育局,11330681830166130U,行政机关,60,2025-03-30",
+    );
+    let folder = tempfile::tempdir().unwrap();
+    let stale = folder.path().join("quota_2025.csv");
+    std::fs::write(&stale, stale_text).unwrap();
+    // The sample's own export time is its file time; the stale list was
+    // made a year before (said on the command line as --exported-at).
+    let made = std::fs::metadata(&original).unwrap().modified().unwrap();
+    let options = blockhub_connector::IngestOptions {
+        exported_at: Some(
+            chrono::DateTime::<chrono::Utc>::from(made) - chrono::Duration::days(365),
+        ),
+        ..Default::default()
+    };
+    let before = store.content_snapshot().await.unwrap();
+    let report = blockhub_connector::ingest(
+        blockhub_connector::SourceKind::Quota,
+        &[stale],
+        settings,
+        blockhub_tests::test_keyer(),
+        &options,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.total().updated, report.total().published), (1, 1));
+    let exported = report.files[0].exported.expect("an export time");
+    assert_eq!(exported.from, blockhub_connector::ExportTimeSource::Given);
+    wait_caught_up(config, store).await;
+
+    let after = store.content_snapshot().await.unwrap();
+    assert_eq!(after.units, before.units, "the newer quota holds");
+    assert_eq!(after.superseded.len(), before.superseded.len() + 1);
+    let history = store.superseded_facts(1).await.unwrap();
+    assert_eq!(history[0].1, "units");
+    assert!(history[0].2.contains("\"quota\":60"), "{}", history[0].2);
+    assert_eq!(history[0].3, "quota_2025.csv");
+}
+
 /// `blockhub rebuild` into a fresh database of the same backend ends with
 /// the live store's content, and the alert states the hub published
 /// (acknowledgements included).
@@ -502,13 +555,38 @@ async fn rebuild_ends_identical(
             .any(|a| a.state == "acknowledged" || a.state == "resolved")
     );
 
+    // The hub copies its audit log to the audit topic (every few seconds;
+    // here at once), from where a rebuild takes it back.
+    let audit_topic = settings.named_topic(blockhub_gateway::audit_topic::AUDIT_TOPIC);
+    settings.ensure_named_topics(&[audit_topic]).await.unwrap();
+    let published = blockhub_gateway::audit_topic::publish_pending(store, settings, &producer)
+        .await
+        .unwrap();
+    assert!(published > 30, "the look-ups above were audited");
+
     let target_db = TestDatabase::create(backend).await;
     let target = Store::open(&target_db.url).await.unwrap();
     let summary = blockhub::commands::rebuild::rebuild_into(settings, &target, merger_group)
         .await
         .unwrap();
+    assert_eq!(summary.audit_entries as usize, published);
+    assert_eq!(
+        target.audit_entries(0, 10_000).await.unwrap(),
+        store.audit_entries(0, 10_000).await.unwrap()
+    );
+    let audit = target
+        .verify_audit(blockhub_tests::TEST_AUDIT_KEY)
+        .await
+        .unwrap();
+    assert_eq!((audit.verified as usize, audit.broken), (published, None));
+    // Nothing is left to publish: a hub on the rebuilt store carries the
+    // chain on instead of starting a second one.
+    assert!(target.unpublished_audit(10).await.unwrap().is_empty());
     assert!(summary.messages > 0);
     assert_eq!(summary.alerts as usize, live_alerts.len());
+    let live = store.content_snapshot().await.unwrap();
+    assert!(!live.superseded.is_empty(), "the comparison covers history");
+
     assert_eq!(
         target.content_snapshot().await.unwrap(),
         store.content_snapshot().await.unwrap()

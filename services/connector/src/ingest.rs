@@ -13,13 +13,14 @@ use blockhub_model::{
     Clock, DeadLetter, Envelope, Event, Fact, KafkaSettings, Operation, PersonKeyer, SourceRef,
     SourceRefKind, SyncRun, error_chain, mask_id_text, mask_ids_in_text,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::directory::UnitDirectory;
 use crate::error::ConnectorError;
 use crate::export::Cell;
+use crate::export_time::{ExportTime, export_time};
 use crate::layout::Layout;
 use crate::mapping_file::Mapping;
 use crate::progress::Progress;
@@ -65,6 +66,9 @@ pub struct FileReport {
     pub warnings: std::collections::BTreeMap<String, u64>,
     /// Why the file stopped early, if it did.
     pub error: Option<String>,
+    /// When the export was made, which orders its facts against other
+    /// exports', and where that time was read.
+    pub exported: Option<ExportTime>,
 }
 
 /// A rejected row, as shown to the person running the ingest.
@@ -155,6 +159,9 @@ pub struct IngestOptions {
     pub mapping: Mapping,
     /// The time the run's record carries; a test moves it.
     pub clock: Clock,
+    /// When the exports were made (`--exported-at`), for files whose own
+    /// time is wrong or missing; else each file's own time is used.
+    pub exported_at: Option<DateTime<Utc>>,
 }
 
 impl From<UnitDirectory> for IngestOptions {
@@ -202,6 +209,7 @@ pub async fn ingest(
             snapshot: &mut snapshot,
             directory: directory.clone(),
             mapping: mapping.clone(),
+            exported: export_time(path, options.exported_at),
         };
         let file_report = ingest_file(run, path).instrument(span).await?;
         report.files.push(file_report);
@@ -278,9 +286,17 @@ async fn publish_deletes(
         return Ok(());
     }
     let location = report.file_names();
+    // A fact missing from every export is gone as of the oldest of them:
+    // a newer statement of it, from any export, still holds.
+    let exported_at = report
+        .files
+        .iter()
+        .filter_map(|f| f.exported.map(|e| e.at))
+        .min();
     let before = publisher.confirmed();
     for fact in deletions {
-        let mut envelope = Envelope::for_file_row(source.name(), &location, 0, Operation::Delete);
+        let envelope = Envelope::for_file_row(source.name(), &location, 0, Operation::Delete);
+        let mut envelope = envelope.exported(exported_at);
         envelope.source_ref.position = "absent".into();
         publisher.send(&Event { envelope, fact }).await?;
     }
@@ -298,6 +314,8 @@ pub(crate) struct RowSink<'a> {
     pub(crate) source: SourceKind,
     pub(crate) publisher: &'a mut Publisher,
     pub(crate) snapshot: &'a mut Snapshot,
+    /// When the export was made; none for a table read live.
+    pub(crate) exported_at: Option<DateTime<Utc>>,
 }
 
 impl RowSink<'_> {
@@ -351,7 +369,8 @@ impl RowSink<'_> {
             }
         }
         if let Some(operation) = change.operation() {
-            let envelope = Envelope::new(self.source.name(), source_ref, operation);
+            let envelope =
+                Envelope::new(self.source.name(), source_ref, operation).exported(self.exported_at);
             self.publisher.send(&Event { envelope, fact }).await?;
         }
         Ok(())
@@ -404,6 +423,7 @@ struct FileRun<'a> {
     snapshot: &'a mut Snapshot,
     directory: Arc<UnitDirectory>,
     mapping: Arc<Mapping>,
+    exported: Option<ExportTime>,
 }
 
 async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, ConnectorError> {
@@ -413,6 +433,7 @@ async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, Connec
         snapshot,
         directory,
         mapping,
+        exported,
     } = run;
     let file = path.display().to_string();
     let file_name = path
@@ -420,8 +441,10 @@ async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, Connec
         .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
     let mut report = FileReport {
         file: file.clone(),
+        exported,
         ..FileReport::default()
     };
+    let exported_at = exported.map(|e| e.at);
     let confirmed_before = publisher.confirmed();
 
     let reader = match SourceReader::open(source, path, directory) {
@@ -433,6 +456,8 @@ async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, Connec
     report.encoding = reader.encoding().map(|e| e.name().to_string());
     info!(
         encoding = report.encoding.as_deref().unwrap_or("workbook"),
+        exported_at = ?exported_at,
+        exported_from = exported.map_or("unknown", |e| e.from.label()),
         "Reading export."
     );
 
@@ -481,6 +506,7 @@ async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, Connec
                     source,
                     publisher: &mut *publisher,
                     snapshot: &mut *snapshot,
+                    exported_at,
                 };
                 sink.fact(source_ref, fact, warnings, &mut report).await?;
             }
@@ -489,8 +515,10 @@ async fn ingest_file(run: FileRun<'_>, path: &Path) -> Result<FileReport, Connec
                     source,
                     publisher: &mut *publisher,
                     snapshot: &mut *snapshot,
+                    exported_at,
                 };
                 let position = row.to_string();
+
                 sink.rejected(&file_name, &position, &rejection, raw, &mut report)
                     .await?;
             }

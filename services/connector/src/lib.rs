@@ -9,6 +9,7 @@
 pub mod directory;
 pub mod error;
 pub mod export;
+pub mod export_time;
 pub mod ingest;
 pub mod layout;
 pub mod mapping_file;
@@ -24,6 +25,7 @@ mod test_support;
 
 pub use directory::UnitDirectory;
 pub use error::ConnectorError;
+pub use export_time::{ExportTime, ExportTimeSource, parse_export_time};
 pub use ingest::{FileReport, IngestOptions, IngestReport, ingest};
 pub use mapping_file::Mapping;
 pub use sources::SourceKind;

@@ -305,6 +305,8 @@ impl TablePoller {
                 source: self.source,
                 publisher: &mut self.publisher,
                 snapshot: &mut self.snapshot,
+                // A table read live is as of now: ordered by the read time.
+                exported_at: None,
             };
             match parsed {
                 Ok(fact) => {

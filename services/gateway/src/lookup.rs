@@ -131,6 +131,7 @@ fn provenance(stored: blockhub_merger::store::Provenance) -> Provenance {
         position: stored.position,
         event_id: stored.event_id,
         observed_at,
+        exported_at: stored.exported_at.map(time_text).unwrap_or_default(),
     }
 }
 

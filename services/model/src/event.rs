@@ -68,6 +68,10 @@ pub struct Envelope {
     pub operation: Operation,
     /// When the connector read the fact (millisecond precision on the wire).
     pub observed_at: DateTime<Utc>,
+    /// When the source exported the fact: the export file's own time, or
+    /// none for a table read live (and for events of older schemas).
+    #[serde(default)]
+    pub exported_at: Option<DateTime<Utc>>,
 }
 
 impl Envelope {
@@ -91,7 +95,27 @@ impl Envelope {
             source_ref,
             operation,
             observed_at,
+            exported_at: None,
         }
+    }
+
+    /// The same envelope, stating the export time of its file.
+    pub fn exported(mut self, exported_at: Option<DateTime<Utc>>) -> Self {
+        self.exported_at = exported_at
+            .map(|at| DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at));
+        self
+    }
+
+    /// What orders two events stating the same fact: the export time where
+    /// there is one (else the read time), then the read time. The newer
+    /// holds the fact; the older is kept as superseded history. An export
+    /// read late thus never overwrites what a newer export said.
+    pub fn order(&self) -> (i64, i64) {
+        let observed = self.observed_at.timestamp_millis();
+        let exported = self
+            .exported_at
+            .map_or(observed, |at| at.timestamp_millis());
+        (exported, observed)
     }
 }
 

@@ -46,6 +46,12 @@ pub struct IngestArgs {
     /// How this department's export differs from the defaults.
     #[command(flatten)]
     pub mapping: MappingArgs,
+    /// When these exports were made: 2026-11-30, 2026-11-30 17:30 (local
+    /// time) or RFC 3339. Of two exports stating one fact, the later made
+    /// holds it, whichever is ingested last. Default: each workbook's saved
+    /// time, else each file's modification time (the summary says which).
+    #[arg(long, value_parser = blockhub_connector::parse_export_time)]
+    pub exported_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Print the counts as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -118,7 +124,10 @@ impl SourceName {
 /// be read.
 pub async fn run(data: &DataDir, args: IngestArgs) -> Result<ExitCode> {
     let source = args.source.kind();
-    let options = args.mapping.options(source)?;
+    let options = IngestOptions {
+        exported_at: args.exported_at,
+        ..args.mapping.options(source)?
+    };
     let settings = super::kafka_settings(data, &args.broker)?;
     let keyer = PersonKeyer::new(&data.key_secret()?).context("person-key secret")?;
     let report = ingest(source, &args.files, &settings, keyer, &options)
@@ -173,6 +182,15 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
         line(&report.total(), "total");
     }
     for file in &report.files {
+        if let Some(exported) = &file.exported {
+            let local = exported.at.with_timezone(&chrono::Local);
+            println!(
+                "  {}: exported {} ({})",
+                file.name(),
+                local.format("%Y-%m-%d %H:%M:%S %:z"),
+                exported.from.label()
+            );
+        }
         for sample in &file.rejected_sample {
             println!(
                 "  rejected {} row {}: {}",

@@ -300,13 +300,22 @@ pub fn reply_json(reply: &LookupReply) -> serde_json::Value {
 
 fn provenance_json(p: &Provenance) -> serde_json::Value {
     json!({"source_system": p.source_system, "location": p.location,
-           "position": p.position, "event_id": p.event_id, "observed_at": p.observed_at})
+           "position": p.position, "event_id": p.event_id, "observed_at": p.observed_at,
+           "exported_at": empty_to_null(&p.exported_at)})
 }
 
 fn provenance_line(p: &Provenance) -> String {
     format!(
-        "    from {} {} row {}, event {}, read {}",
-        p.source_system, p.location, p.position, p.event_id, p.observed_at
+        "    from {} {} row {}, event {}, read {}{}",
+        p.source_system,
+        p.location,
+        p.position,
+        p.event_id,
+        p.observed_at,
+        match p.exported_at.as_str() {
+            "" => String::new(),
+            exported => format!(", exported {exported}"),
+        }
     )
 }
 

@@ -9,10 +9,12 @@
 //! everything, including the offsets that say so.
 //!
 //! Statements are multi-row: one per few hundred events and kind, not one
-//! per event, because on PostgreSQL every statement is a round trip. A
-//! batch first keeps, per fact, the event a sequential application would
-//! leave standing (the newest; among equals, the later one), so the result
-//! is the same as applying the events one by one.
+//! per event, because on PostgreSQL every statement is a round trip. Where
+//! a batch holds several events for one fact, they are written in rounds
+//! (the first event of each fact, then the second, ...), so the store's
+//! guard judges each against what the one before left: the facts and the
+//! superseded history are those of applying the events one by one, however
+//! the events were cut into batches (a live load and a rebuild agree).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -146,6 +148,12 @@ impl Store {
             }
         }
         let superseded = facts.write(&mut tx, rows).await?;
+        if !superseded.is_empty() {
+            debug!(
+                superseded = superseded.len(),
+                "Events older than the stored fact kept as history."
+            );
+        }
         record_superseded(&mut tx, &superseded).await?;
         outcome.superseded = superseded.len() as u64;
 
@@ -198,7 +206,9 @@ impl Store {
             .await
             .map_err(query("begin a direct write"))?;
         let insert = PAYMENTS.insert();
-        for chunk in payments.chunks(ROWS_PER_STATEMENT) {
+        // The same statement size as the merger's own writes: the baseline
+        // is the fastest plain insert on this backend, not a slower one.
+        for chunk in payments.chunks(rows_per_statement(self.backend)) {
             let marks = placeholders(chunk.len(), PAYMENTS.columns());
             let sql = format!("{insert} VALUES {marks}");
             let mut statement = sqlx::query(&sql);
@@ -277,7 +287,7 @@ async fn store_offset(
 
 /// Rows per multi-row statement on PostgreSQL, where each statement is a
 /// network round trip: well under its limit on bound parameters for the
-/// widest table (20 columns).
+/// widest table (21 columns).
 const ROWS_PER_STATEMENT: usize = 400;
 
 /// Rows per statement for a backend. SQLite runs in this process, so a
@@ -334,88 +344,92 @@ async fn record_events(
     Ok(new_ids)
 }
 
-/// The facts of a batch, one event per fact (by `Fact::identity`): the one
-/// a sequential application would leave standing.
+/// The facts of a batch in rounds: round k holds the k-th event of each
+/// fact (by `Fact::identity`), so no round names a fact twice and each
+/// round is written after the one before.
 #[derive(Default)]
 struct FactBatch<'a> {
-    facts: BTreeMap<String, (&'a Envelope, &'a Fact)>,
-    /// Events a newer one of the same batch replaced.
-    superseded: Vec<(&'a Envelope, &'a Fact)>,
+    rounds: Vec<BTreeMap<String, (&'a Envelope, &'a Fact)>>,
+    /// How many events of each fact the batch holds so far.
+    seen: std::collections::HashMap<String, usize>,
 }
 
 impl<'a> FactBatch<'a> {
-    /// Keeps the event unless the batch already holds a newer one for the
-    /// same fact: the store's guard (observed_at <= excluded.observed_at)
-    /// in miniature, so an equal-time later event wins as it would applied
-    /// after.
+    /// Adds the event to the round after its fact's last one.
     fn add(&mut self, event: &'a Event) {
-        let envelope = &event.envelope;
         let key = event.fact.identity();
-        let replace = self
-            .facts
-            .get(&key)
-            .is_none_or(|(current, _)| current.observed_at <= envelope.observed_at);
-        if replace {
-            if let Some(older) = self.facts.insert(key, (envelope, &event.fact)) {
-                self.superseded.push(older);
-            }
-        } else {
-            self.superseded.push((envelope, &event.fact));
+        let count = self.seen.entry(key.clone()).or_default();
+        if self.rounds.len() <= *count {
+            self.rounds.push(BTreeMap::new());
         }
+        self.rounds[*count].insert(key, (&event.envelope, &event.fact));
+        *count += 1;
     }
 
-    /// Writes the batch's facts; returns the events not applied because a
-    /// newer one (in the batch or the store) holds the fact.
+    /// Writes the batch's facts round by round; returns the events not
+    /// applied because the store held a newer one for the fact when their
+    /// round came.
     async fn write(
         &self,
         tx: &mut Transaction<'_, Any>,
         rows: usize,
     ) -> Result<Vec<(&'a Envelope, &'a Fact)>, MergerError> {
-        let mut kinds = ByKind::default();
-        for &(envelope, fact) in self.facts.values() {
-            match fact {
-                Fact::UnitQuota(f) => kinds.units.push((envelope, f)),
-                Fact::RosterEntry(f) => kinds.roster.push((envelope, f)),
-                Fact::PayrollPayment(f) => kinds.payments.push((envelope, f)),
-                Fact::Contribution(f) => kinds.contributions.push((envelope, f)),
-                Fact::PensionStart(f) => kinds.pensions.push((envelope, f)),
-                Fact::EnforcementCase(f) => kinds.cases.push((envelope, f)),
-                Fact::VeteranPlacement(f) => kinds.placements.push((envelope, f)),
-                Fact::PurchasedService(f) => kinds.purchases.push((envelope, f)),
-            }
+        let mut superseded = Vec::new();
+        for round in &self.rounds {
+            superseded.extend(write_round(tx, rows, round).await?);
         }
-        let mut written = HashSet::new();
-        upsert_all(tx, rows, &UNITS, &kinds.units, &mut written).await?;
-        upsert_all(tx, rows, &ROSTER_ENTRIES, &kinds.roster, &mut written).await?;
-        upsert_all(tx, rows, &PAYMENTS, &kinds.payments, &mut written).await?;
-        upsert_all(tx, rows, &CONTRIBUTIONS, &kinds.contributions, &mut written).await?;
-        upsert_all(tx, rows, &PENSION_STARTS, &kinds.pensions, &mut written).await?;
-        upsert_all(tx, rows, &ENFORCEMENT_CASES, &kinds.cases, &mut written).await?;
-        upsert_all(
-            tx,
-            rows,
-            &VETERAN_PLACEMENTS,
-            &kinds.placements,
-            &mut written,
-        )
-        .await?;
-        upsert_all(
-            tx,
-            rows,
-            &PURCHASED_SERVICES,
-            &kinds.purchases,
-            &mut written,
-        )
-        .await?;
-        let mut superseded = self.superseded.clone();
-        superseded.extend(
-            self.facts
-                .values()
-                .filter(|(envelope, _)| !written.contains(envelope.event_id.as_str()))
-                .copied(),
-        );
         Ok(superseded)
     }
+}
+
+/// Writes one round (at most one event per fact); returns its events that
+/// the store's guard held back.
+async fn write_round<'a>(
+    tx: &mut Transaction<'_, Any>,
+    rows: usize,
+    round: &BTreeMap<String, (&'a Envelope, &'a Fact)>,
+) -> Result<Vec<(&'a Envelope, &'a Fact)>, MergerError> {
+    let mut kinds = ByKind::default();
+    for &(envelope, fact) in round.values() {
+        match fact {
+            Fact::UnitQuota(f) => kinds.units.push((envelope, f)),
+            Fact::RosterEntry(f) => kinds.roster.push((envelope, f)),
+            Fact::PayrollPayment(f) => kinds.payments.push((envelope, f)),
+            Fact::Contribution(f) => kinds.contributions.push((envelope, f)),
+            Fact::PensionStart(f) => kinds.pensions.push((envelope, f)),
+            Fact::EnforcementCase(f) => kinds.cases.push((envelope, f)),
+            Fact::VeteranPlacement(f) => kinds.placements.push((envelope, f)),
+            Fact::PurchasedService(f) => kinds.purchases.push((envelope, f)),
+        }
+    }
+    let mut written = HashSet::new();
+    upsert_all(tx, rows, &UNITS, &kinds.units, &mut written).await?;
+    upsert_all(tx, rows, &ROSTER_ENTRIES, &kinds.roster, &mut written).await?;
+    upsert_all(tx, rows, &PAYMENTS, &kinds.payments, &mut written).await?;
+    upsert_all(tx, rows, &CONTRIBUTIONS, &kinds.contributions, &mut written).await?;
+    upsert_all(tx, rows, &PENSION_STARTS, &kinds.pensions, &mut written).await?;
+    upsert_all(tx, rows, &ENFORCEMENT_CASES, &kinds.cases, &mut written).await?;
+    upsert_all(
+        tx,
+        rows,
+        &VETERAN_PLACEMENTS,
+        &kinds.placements,
+        &mut written,
+    )
+    .await?;
+    upsert_all(
+        tx,
+        rows,
+        &PURCHASED_SERVICES,
+        &kinds.purchases,
+        &mut written,
+    )
+    .await?;
+    Ok(round
+        .values()
+        .filter(|(envelope, _)| !written.contains(envelope.event_id.as_str()))
+        .copied()
+        .collect())
 }
 
 /// A batch's facts split by kind, each list in key order.
@@ -443,13 +457,14 @@ struct FactTable<T> {
 }
 
 /// The columns every fact table ends with, in `bind_provenance` order.
-const PROVENANCE: [&str; 6] = [
+const PROVENANCE: [&str; 7] = [
     "deleted",
     "source_system",
     "source_location",
     "source_position",
     "event_id",
     "observed_at",
+    "exported_at",
 ];
 
 impl<T> FactTable<T> {
@@ -468,9 +483,10 @@ impl<T> FactTable<T> {
         format!("INSERT INTO {} ({})", self.table, columns.join(", "))
     }
 
-    // Each upsert keeps the newer fact: a row observed later than the
+    // Each upsert keeps the newer fact (`Envelope::order`: export time,
+    // else read time, then read time): a stored row newer than the
     // incoming event is left as it is, so a stale export ingested late
-    // changes nothing.
+    // changes nothing and its event is kept as superseded history.
     fn conflict(&self) -> String {
         let updates: Vec<String> = self
             .values
@@ -478,11 +494,14 @@ impl<T> FactTable<T> {
             .chain(&PROVENANCE)
             .map(|column| format!("{column} = excluded.{column}"))
             .collect();
+        let table = self.table;
+        let stored = format!("COALESCE({table}.exported_at, {table}.observed_at)");
+        let incoming = "COALESCE(excluded.exported_at, excluded.observed_at)";
         format!(
-            "ON CONFLICT ({}) DO UPDATE SET {} WHERE {}.observed_at <= excluded.observed_at",
+            "ON CONFLICT ({}) DO UPDATE SET {} WHERE {stored} < {incoming} \
+             OR ({stored} = {incoming} AND {table}.observed_at <= excluded.observed_at)",
             self.keys.join(", "),
             updates.join(", "),
-            self.table
         )
     }
 }
@@ -707,8 +726,8 @@ async fn record_superseded(
         let (table, content) = fact_content(fact);
         sqlx::query(
             "INSERT INTO superseded_facts (event_id, fact_table, operation, content, \
-               source_system, source_location, source_position, observed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+               source_system, source_location, source_position, observed_at, exported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&envelope.event_id)
         .bind(table)
@@ -718,6 +737,7 @@ async fn record_superseded(
         .bind(&envelope.source_ref.location)
         .bind(&envelope.source_ref.position)
         .bind(envelope.observed_at.timestamp_millis())
+        .bind(envelope.exported_at.map(|at| at.timestamp_millis()))
         .execute(&mut **tx)
         .await
         .map_err(query("keep a superseded fact"))?;
@@ -743,7 +763,8 @@ fn fact_content(fact: &Fact) -> (&'static str, String) {
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds the provenance columns every fact carries, in their fixed order:
-/// deleted, source system, location, position, event id, observed time.
+/// deleted, source system, location, position, event id, observed time,
+/// export time.
 fn bind_provenance<'q>(query: AnyQuery<'q>, envelope: &'q Envelope) -> AnyQuery<'q> {
     query
         .bind(deleted(envelope))
@@ -752,6 +773,7 @@ fn bind_provenance<'q>(query: AnyQuery<'q>, envelope: &'q Envelope) -> AnyQuery<
         .bind(&envelope.source_ref.position)
         .bind(&envelope.event_id)
         .bind(envelope.observed_at.timestamp_millis())
+        .bind(envelope.exported_at.map(|at| at.timestamp_millis()))
 }
 
 fn deleted(envelope: &Envelope) -> i64 {

@@ -24,6 +24,9 @@ pub struct Provenance {
     pub event_id: String,
     /// When the connector read it (ms since the epoch).
     pub observed_at: i64,
+    /// When its source exported it (ms since the epoch); none for a table
+    /// read live.
+    pub exported_at: Option<i64>,
 }
 
 /// A person's post at a unit, as stored.
@@ -155,7 +158,14 @@ pub struct ContentSnapshot {
     pub department_facts: Vec<(String, String)>,
     /// Dead letters: source, location, position, code.
     pub dead_letters: Vec<(String, String, String, String)>,
+    /// Superseded history: table, operation, content, source, file or
+    /// table, row.
+    pub superseded: Vec<SupersededSnapshot>,
 }
+
+/// A superseded event in a snapshot: table, operation, content (JSON),
+/// source, file or table, row.
+pub type SupersededSnapshot = (String, String, String, String, String, String);
 
 /// The other departments' tables and the columns a content comparison
 /// reads: every column that describes the fact, plus whether it is deleted.
@@ -393,6 +403,13 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(query("read dead letters"))?;
+        let superseded = sqlx::query_as(
+            "SELECT fact_table, operation, content, source_system, source_location, \
+               source_position FROM superseded_facts ORDER BY 1, 2, 3, 4, 5, 6",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query("read superseded facts"))?;
         Ok(ContentSnapshot {
             units,
             roster,
@@ -400,6 +417,7 @@ impl Store {
             contributions,
             department_facts,
             dead_letters,
+            superseded,
         })
     }
 
@@ -408,7 +426,8 @@ impl Store {
     pub async fn is_fresh(&self) -> Result<bool, MergerError> {
         let applied: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM applied_events) + \
-               (SELECT COUNT(*) FROM consumer_offsets) + (SELECT COUNT(*) FROM dead_letters)",
+               (SELECT COUNT(*) FROM consumer_offsets) + (SELECT COUNT(*) FROM dead_letters) + \
+               (SELECT COUNT(*) FROM audit_log)",
         )
         .fetch_one(&self.pool)
         .await
@@ -478,7 +497,7 @@ async fn roster_entries<'e>(
                r.hire_date, r.contract_start, r.contract_end, r.contract_open_ended, \
                r.status, r.status_label, r.left_on, r.source_system, \
                r.source_location AS location, r.source_position AS position, r.event_id, \
-               r.observed_at \
+               r.observed_at, r.exported_at \
              FROM roster_entries r LEFT JOIN units u ON u.unit_code = r.unit_code \
              WHERE r.citizen_id = $1 AND r.deleted = 0 \
              ORDER BY CASE WHEN r.status = '在职' THEN 0 ELSE 1 END, r.hire_date DESC, \
@@ -532,7 +551,7 @@ async fn latest_payment<'e>(
                COALESCE(NULLIF(p.unit_name, ''), u.unit_name, '') AS unit_name, \
                p.gross_cents, p.net_cents, p.source_system, \
                p.source_location AS location, p.source_position AS position, p.event_id, \
-               p.observed_at \
+               p.observed_at, p.exported_at \
              FROM payroll_payments p LEFT JOIN units u ON u.unit_code = p.unit_code \
              WHERE p.citizen_id = $1 AND p.deleted = 0{scope} \
              ORDER BY p.pay_month DESC, COALESCE(p.net_cents, p.gross_cents, 0) DESC, \

@@ -1,0 +1,209 @@
+//! When an export was made, which orders its facts against other exports.
+//!
+//! Two exports of one source can state the same fact differently; the
+//! newer export must hold the fact however late the older one is read. The
+//! time an export was made is, in order of trust: what the person running
+//! the ingest says (`--exported-at`), the workbook's own "modified"
+//! property (Excel and WPS write it on save, and copying the file keeps
+//! it), and the file's modification time (which a careless copy resets,
+//! so the ingest summary always says which was used).
+
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+
+/// Where an export time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportTimeSource {
+    /// Given on the command line.
+    Given,
+    /// The workbook's core properties (docProps/core.xml, dcterms:modified).
+    Workbook,
+    /// The file's modification time.
+    FileTime,
+}
+
+impl ExportTimeSource {
+    /// How the ingest summary names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Given => "given",
+            Self::Workbook => "workbook properties",
+            Self::FileTime => "file time",
+        }
+    }
+}
+
+/// An export's time and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExportTime {
+    /// When the export was made.
+    pub at: DateTime<Utc>,
+    /// Where that was read.
+    pub from: ExportTimeSource,
+}
+
+/// The export time of a file: the given one, else the workbook's, else
+/// the file's. None only when the file has no readable time at all; its
+/// facts are then ordered by when they were read.
+pub fn export_time(path: &Path, given: Option<DateTime<Utc>>) -> Option<ExportTime> {
+    if let Some(at) = given {
+        return Some(ExportTime {
+            at,
+            from: ExportTimeSource::Given,
+        });
+    }
+    let is_workbook = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "xlsx" | "xlsm"));
+    if is_workbook && let Some(at) = workbook_modified(path) {
+        return Some(ExportTime {
+            at,
+            from: ExportTimeSource::Workbook,
+        });
+    }
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some(ExportTime {
+        at: DateTime::<Utc>::from(modified),
+        from: ExportTimeSource::FileTime,
+    })
+}
+
+/// The core properties are a few hundred bytes; anything much larger is
+/// not what Excel writes and is not read.
+const CORE_PROPERTIES_LIMIT: u64 = 64 * 1024;
+
+/// The workbook's dcterms:modified (else dcterms:created), if the file is
+/// a zip holding readable core properties.
+fn workbook_modified(path: &Path) -> Option<DateTime<Utc>> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut archive = zip::ZipArchive::new(file).ok()?;
+    let entry = archive.by_name("docProps/core.xml").ok()?;
+    let mut xml = String::new();
+    entry
+        .take(CORE_PROPERTIES_LIMIT)
+        .read_to_string(&mut xml)
+        .ok()?;
+    core_property_time(&xml, "dcterms:modified")
+        .or_else(|| core_property_time(&xml, "dcterms:created"))
+}
+
+/// The W3C date-time inside `<tag ...>...</tag>`.
+fn core_property_time(xml: &str, tag: &str) -> Option<DateTime<Utc>> {
+    let open = xml.find(&format!("<{tag}"))?;
+    let start = open + xml[open..].find('>')? + 1;
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    let text = xml[start..end].trim();
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+        // 1980-01-01: what some writers put when they know no time.
+        .filter(|t| t.timestamp() > 315_532_800)
+}
+
+/// Parses `--exported-at`: RFC 3339 (2026-11-30T17:30:00+08:00), or a
+/// local date and time (2026-11-30 17:30), or a local date (2026-11-30,
+/// meaning its start).
+pub fn parse_export_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let local = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    });
+    let Some(local) = local else {
+        return Err(format!(
+            "{text:?} is not a time: give 2026-11-30, 2026-11-30 17:30 (local time) or \
+             2026-11-30T17:30:00+08:00"
+        ));
+    };
+    Local
+        .from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("{text:?} does not exist in the local time zone"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_properties_give_the_modified_time_else_the_created_one() {
+        let xml = r#"<cp:coreProperties><dc:creator>x</dc:creator>
+            <dcterms:created xsi:type="dcterms:W3CDTF">2026-11-01T08:00:00Z</dcterms:created>
+            <dcterms:modified xsi:type="dcterms:W3CDTF">2026-11-30T09:15:00Z</dcterms:modified>
+            </cp:coreProperties>"#;
+        let modified = core_property_time(xml, "dcterms:modified").unwrap();
+        assert_eq!(modified.to_rfc3339(), "2026-11-30T09:15:00+00:00");
+        let no_modified = xml.replace("dcterms:modified", "dcterms:other");
+        assert!(core_property_time(&no_modified, "dcterms:modified").is_none());
+        let created = core_property_time(&no_modified, "dcterms:created").unwrap();
+        assert_eq!(created.to_rfc3339(), "2026-11-01T08:00:00+00:00");
+        let garbage = xml.replace("2026-11-30T09:15:00Z", "yesterday");
+        assert!(core_property_time(&garbage, "dcterms:modified").is_none());
+    }
+
+    #[test]
+    fn the_given_time_wins_and_a_csv_falls_back_to_its_file_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("payroll.csv");
+        std::fs::write(&csv, "a,b\n").unwrap();
+        let found = export_time(&csv, None).unwrap();
+        assert_eq!(found.from, ExportTimeSource::FileTime);
+        let given = parse_export_time("2026-11-30T17:30:00+08:00").unwrap();
+        let found = export_time(&csv, Some(given)).unwrap();
+        assert_eq!((found.at, found.from), (given, ExportTimeSource::Given));
+        // Not a zip: the workbook's time is not there, the file's is.
+        let fake = dir.path().join("roster.xlsx");
+        std::fs::write(&fake, "not a workbook").unwrap();
+        assert_eq!(
+            export_time(&fake, None).unwrap().from,
+            ExportTimeSource::FileTime
+        );
+    }
+
+    #[test]
+    fn a_saved_workbook_gives_its_own_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.xlsx");
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let saved = rust_xlsxwriter::ExcelDateTime::parse_from_str("2026-11-30T09:15:00").unwrap();
+        workbook
+            .set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&saved));
+        workbook.add_worksheet().write(0, 0, "姓名").unwrap();
+        workbook.save(&path).unwrap();
+        let found = export_time(&path, None).unwrap();
+        assert_eq!(found.from, ExportTimeSource::Workbook);
+        assert_eq!(found.at.to_rfc3339(), "2026-11-30T09:15:00+00:00");
+    }
+
+    #[test]
+    fn export_times_parse_in_three_forms_and_refuse_others() {
+        let exact = parse_export_time("2026-11-30T17:30:00+08:00").unwrap();
+        assert_eq!(exact.to_rfc3339(), "2026-11-30T09:30:00+00:00");
+        let local = parse_export_time("2026-11-30 17:30").unwrap();
+        let expected = Local.with_ymd_and_hms(2026, 11, 30, 17, 30, 0).unwrap();
+        assert_eq!(local, expected.with_timezone(&Utc));
+        let day = parse_export_time("2026-11-30").unwrap();
+        let midnight = Local.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+        assert_eq!(day, midnight.with_timezone(&Utc));
+        let error = parse_export_time("30/11/2026").unwrap_err();
+        assert!(error.contains("not a time"), "{error}");
+    }
+}
