@@ -31,7 +31,18 @@ pub fn parse(row: &mut RowView<'_>) -> Result<Fact, Rejection> {
     let post_category_label = row.text("post_category").unwrap_or_default();
     let post_category =
         PostCategory::from_label(&row.translated("post_category", &post_category_label));
-    if post_category == PostCategory::Unknown {
+    if !row.has_column("post_category") {
+        // Said once per file in the summary (warnings count by text), not
+        // as a puzzle about an empty label on every row.
+        row.warn(
+            "POST_CATEGORY_MISSING: the export has no post category (岗位类别) column; posts \
+             are kept as 未知 (if the column has another header, name it under [columns] in \
+             a mapping file)"
+                .to_string(),
+        );
+    } else if post_category_label.is_empty() {
+        row.warn("POST_CATEGORY_BLANK: no post category on the row; kept as 未知".to_string());
+    } else if post_category == PostCategory::Unknown {
         row.warn(format!(
             "POST_CATEGORY_UNKNOWN: post category \"{post_category_label}\" is none of 普通辅助, \
              技术技能, 执法辅助; kept as 未知 with the label as written (map it under \

@@ -382,3 +382,36 @@ fn unknown_post_categories_warn_and_mappings_translate_them() {
     assert_eq!(entry.post_category_label, "辅助岗");
     assert!(warnings.is_empty());
 }
+
+// C07 has no 岗位类别 column (nor a unit: a unit's own list, ingested
+// with --unit): its rows are kept as 未知 with a warning that says the
+// column is missing, not a puzzle about an empty label.
+#[test]
+fn a_roster_without_a_post_category_column_says_so() {
+    let mut directory = (*case_directory()).clone();
+    directory.set_export_unit(blockhub_model::CreditCode::parse("11330681830166130U").unwrap());
+    let path = case_file("C07", "contracts.csv");
+    let outcomes: Vec<_> = crate::reader::SourceReader::open(
+        SourceKind::Roster,
+        &path,
+        std::sync::Arc::new(directory),
+    )
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect();
+    let warnings: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|(_, outcome)| match outcome {
+            RowOutcome::Fact { warnings, .. } => Some(warnings),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(warnings.len(), 4, "one per accepted row: {warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.starts_with("POST_CATEGORY_MISSING") && w.contains("岗位类别")),
+        "{warnings:?}"
+    );
+}
