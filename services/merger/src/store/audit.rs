@@ -171,31 +171,15 @@ impl Store {
         let mut sequence = Vec::with_capacity(drafts.len());
         for draft in drafts {
             seq += 1;
-            let hash = chain_hash(key, seq, &prev, draft);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, principal, department, method, purpose, \
-                 case_number, operator, decision, reason, fields, result_count, prev_hash, \
-                 hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(seq)
-            .bind(draft.at)
-            .bind(&draft.principal)
-            .bind(&draft.department)
-            .bind(&draft.method)
-            .bind(&draft.purpose)
-            .bind(&draft.case_number)
-            .bind(&draft.operator)
-            .bind(&draft.decision)
-            .bind(&draft.reason)
-            .bind(&draft.fields)
-            .bind(draft.result_count)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(query("append an audit entry"))?;
+            let entry = AuditEntry {
+                seq,
+                content: draft.clone(),
+                hash: chain_hash(key, seq, &prev, draft),
+                prev_hash: prev,
+            };
+            insert_entry(&mut tx, &entry, false, "append an audit entry").await?;
             sequence.push(seq);
-            prev = hash;
+            prev = entry.hash;
         }
         tx.commit().await.map_err(query("commit audit entries"))?;
         Ok(sequence)
@@ -251,29 +235,7 @@ impl Store {
             else {
                 continue;
             };
-            let sql = format!(
-                "INSERT INTO audit_log ({COLUMNS}, published) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)"
-            );
-            let c = &entry.content;
-            sqlx::query(&sql)
-                .bind(entry.seq)
-                .bind(c.at)
-                .bind(&c.principal)
-                .bind(&c.department)
-                .bind(&c.method)
-                .bind(&c.purpose)
-                .bind(&c.case_number)
-                .bind(&c.operator)
-                .bind(&c.decision)
-                .bind(&c.reason)
-                .bind(&c.fields)
-                .bind(c.result_count)
-                .bind(&entry.prev_hash)
-                .bind(&entry.hash)
-                .execute(&mut *tx)
-                .await
-                .map_err(query("restore an audit entry"))?;
+            insert_entry(&mut tx, entry, true, "restore an audit entry").await?;
             prev = entry.hash.clone();
             kept += 1;
         }
@@ -352,6 +314,40 @@ impl Store {
             }
         }
     }
+}
+
+/// Writes one chained entry, marked published or not.
+async fn insert_entry(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    entry: &AuditEntry,
+    published: bool,
+    action: &'static str,
+) -> Result<(), MergerError> {
+    let sql = format!(
+        "INSERT INTO audit_log ({COLUMNS}, published) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
+    let c = &entry.content;
+    sqlx::query(&sql)
+        .bind(entry.seq)
+        .bind(c.at)
+        .bind(&c.principal)
+        .bind(&c.department)
+        .bind(&c.method)
+        .bind(&c.purpose)
+        .bind(&c.case_number)
+        .bind(&c.operator)
+        .bind(&c.decision)
+        .bind(&c.reason)
+        .bind(&c.fields)
+        .bind(c.result_count)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .bind(i64::from(published))
+        .execute(&mut **tx)
+        .await
+        .map_err(query(action))?;
+    Ok(())
 }
 
 /// Why entry `seq` (whose kept hash is `kept`, `None` when the store has
