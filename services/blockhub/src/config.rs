@@ -105,6 +105,19 @@ impl DataDir {
         fs::write(self.path("hub.json"), text).context("writing hub.json")
     }
 
+    /// Records the store the hub runs on (password removed), which stays
+    /// after it stops: the store-reading commands keep reading that store,
+    /// not the data directory's own file the hub never used.
+    pub fn write_last_store(&self, url: &str) -> Result<()> {
+        fs::write(self.path("last-store"), format!("{url}\n")).context("writing last-store")
+    }
+
+    /// The store the last hub of this data directory ran on.
+    pub fn last_store(&self) -> Option<String> {
+        let text = fs::read_to_string(self.path("last-store")).ok()?;
+        Some(text.trim().to_string()).filter(|url| !url.is_empty())
+    }
+
     /// Whether a hub file was left by a hub that no longer runs.
     pub fn stale_hub_file(&self) -> bool {
         self.path("hub.json").exists() && self.hub().is_none()

@@ -63,15 +63,17 @@ pub struct BrokerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// The store: postgres://user@host/db for PostgreSQL, or sqlite://FILE.
-    /// Default: the store of the hub running with --data-dir, else the
-    /// SQLite store in --data-dir.
+    /// Default: for `up`, the SQLite store in --data-dir; for the other
+    /// commands, the store of the hub running (or last run) with
+    /// --data-dir, else that SQLite store.
     #[arg(long, env = "BLOCKHUB_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 }
 
 impl StoreArgs {
-    /// The store URL to open: the flag's, else the running hub's (unless
-    /// hub.json hides its password), else the data directory's own.
+    /// The store URL to open: the flag's, else the running hub's, else
+    /// the one the last hub of this data directory ran on (unless hub.json
+    /// or last-store hide its password), else the data directory's own.
     pub fn url(&self, data: &config::DataDir) -> String {
         self.database_url
             .clone()
@@ -79,13 +81,13 @@ impl StoreArgs {
             .unwrap_or_else(|| data.store_url())
     }
 
-    /// The store of the hub running with this data directory, when
-    /// hub.json names it in full (a password is never written there).
+    /// The store of the hub running with this data directory, else of the
+    /// last one that ran, when named in full (a password is never written
+    /// down: `up` writes the URL through `redact`, which puts *** for it).
     fn hub_store(&self, data: &config::DataDir) -> Option<String> {
         data.hub()
             .map(|hub| hub.store)
-            // `up` writes the URL through `redact`, which puts *** for a
-            // password.
+            .or_else(|| data.last_store())
             .filter(|store| !store.contains(":***@"))
     }
 
@@ -104,15 +106,18 @@ impl StoreArgs {
                 );
             }
         }
+        let hub_store = data
+            .hub()
+            .map(|hub| hub.store)
+            .or_else(|| data.last_store());
         if self.database_url.is_none()
-            && let Some(hub) = data.hub()
+            && let Some(store) = hub_store
             && self.hub_store(data).is_none()
         {
             anyhow::bail!(
-                "the hub running with data directory {} uses {}, whose password is not \
-                 kept in hub.json: pass --database-url (or BLOCKHUB_DATABASE_URL)",
+                "the hub of data directory {} uses {store}, whose password is not written \
+                 down: pass --database-url (or BLOCKHUB_DATABASE_URL)",
                 data.root().display(),
-                hub.store
             );
         }
         if self.database_url.is_none()
@@ -125,7 +130,15 @@ impl StoreArgs {
                 data.root().display()
             );
         }
-        Store::open(&self.url(data))
+        let url = self.url(data);
+        if self.database_url.is_none() && data.hub().is_none() && data.last_store().is_some() {
+            // Said, because no hub runs to show which store this is.
+            eprintln!(
+                "(reading {}, the store the last hub of this data directory ran on)",
+                blockhub_merger::store::redact(&url)
+            );
+        }
+        Store::open(&url)
             .await
             .map_err(|error| anyhow::Error::new(error).context("opening the store"))
     }
@@ -276,9 +289,18 @@ mod tests {
         let error = args.open_existing(&data).await.err().unwrap();
         assert!(format!("{error:#}").contains("--database-url"), "{error:#}");
 
-        // A hub killed before it removed hub.json: the file is not used.
+        // A hub killed before it removed hub.json: its addresses are not
+        // used, and the store is the one the last hub ran on.
         data.write_hub(&hub_file(&elsewhere, u32::MAX)).unwrap();
         assert!(data.hub().is_none() && data.stale_hub_file());
-        assert_eq!(args.url(&data), data.store_url());
+        assert_eq!(
+            args.url(&data),
+            data.store_url(),
+            "no hub ever wrote last-store"
+        );
+        data.write_last_store(&elsewhere).unwrap();
+        assert_eq!(args.url(&data), elsewhere);
+        data.remove_hub();
+        assert_eq!(args.url(&data), elsewhere, "after a clean stop too");
     }
 }

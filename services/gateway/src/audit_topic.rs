@@ -7,10 +7,12 @@
 //! publishes some entries twice, with the same sequence number and hash,
 //! which a reader recognises.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use blockhub_merger::Store;
-use blockhub_model::{KafkaSettings, error_chain, send_all};
+use blockhub_merger::store::AuditEntry;
+use blockhub_model::{BrokerError, KafkaSettings, error_chain, read_topic_to_end, send_all};
 use tracing::{debug, info, warn};
 
 use crate::error::GatewayError;
@@ -82,4 +84,64 @@ pub async fn run(
             () = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Every entry published on the audit topic, by sequence number: one
+/// version each, unless an entry was replaced after it was published (a
+/// crash between publishing and marking repeats the same version, which
+/// counts once). Messages that are not audit entries are counted.
+pub async fn read_published(
+    settings: &KafkaSettings,
+) -> Result<(BTreeMap<i64, Vec<AuditEntry>>, u64), GatewayError> {
+    let topic = settings.named_topic(AUDIT_TOPIC);
+    let config = settings.client_config();
+    let brokers = settings.brokers.clone();
+    let group = format!("blockhub-audit-read-{}", std::process::id());
+    let read = tokio::task::spawn_blocking(move || {
+        let mut copies: BTreeMap<i64, Vec<AuditEntry>> = BTreeMap::new();
+        let mut unreadable = 0;
+        let complete =
+            read_topic_to_end(
+                config,
+                &topic,
+                &group,
+                |payload| match serde_json::from_slice::<AuditEntry>(payload) {
+                    Ok(entry) => {
+                        let versions = copies.entry(entry.seq).or_default();
+                        if !versions.iter().any(|v| v.hash == entry.hash) {
+                            versions.push(entry);
+                        }
+                    }
+                    Err(_) => unreadable += 1,
+                },
+            );
+        (complete, copies, unreadable, topic)
+    })
+    .await;
+    let broker = |source| GatewayError::Broker(BrokerError::Client { brokers, source });
+    match read {
+        Ok((Ok(true), copies, unreadable, _)) => Ok((copies, unreadable)),
+        Ok((Ok(false), _, _, topic)) => {
+            Err(GatewayError::Broker(BrokerError::Incomplete { topic }))
+        }
+        Ok((Err(source), ..)) => Err(broker(source)),
+        Err(_) => Err(broker(rdkafka::error::KafkaError::Canceled)),
+    }
+}
+
+/// Puts back into the store the entries the audit topic holds beyond the
+/// store's own chain, before the gateway appends anything: a hub switched
+/// to a rebuilt store then carries on the chain the old store's hub went
+/// on writing while the rebuild ran, instead of starting a second one.
+/// Returns how many were restored.
+pub async fn catch_up(store: &Store, settings: &KafkaSettings) -> Result<u64, GatewayError> {
+    let (published, _) = read_published(settings).await?;
+    let restored = store.restore_audit(&published).await?;
+    if restored > 0 {
+        info!(
+            restored,
+            "Audit entries the store lacked were restored from the audit topic."
+        );
+    }
+    Ok(restored)
 }

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
-use blockhub_merger::store::AuditEntry;
-use blockhub_model::KafkaSettings;
+use blockhub_gateway::audit_topic::read_published;
 use clap::Subcommand;
 
 use crate::StoreArgs;
@@ -49,8 +48,14 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
             let store = store.open_existing(data).await?;
             let copies = match super::kafka_settings(data, &broker) {
                 Ok(settings) => {
-                    let copies: BTreeMap<i64, BTreeSet<String>> = published_entries(&settings)
-                        .await?
+                    let (published, unreadable) = read_published(&settings)
+                        .await
+                        .context("reading the audit topic")?;
+                    anyhow::ensure!(
+                        unreadable == 0,
+                        "{unreadable} message(s) on the audit topic are not audit entries"
+                    );
+                    let copies: BTreeMap<i64, BTreeSet<String>> = published
                         .into_iter()
                         .map(|(seq, versions)| {
                             (seq, versions.into_iter().map(|e| e.hash).collect())
@@ -81,8 +86,13 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(broken) => {
+                    let entries = if report.verified == 1 {
+                        "entry"
+                    } else {
+                        "entries"
+                    };
                     println!(
-                        "audit log BROKEN at entry {}: {} ({} entries before it verified)",
+                        "audit log BROKEN at entry {}: {} ({} {entries} before it verified)",
                         broken.seq, broken.reason, report.verified
                     );
                     Ok(ExitCode::from(1))
@@ -123,41 +133,4 @@ pub async fn run(data: &DataDir, command: AuditCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Every entry published on the audit topic, by sequence number: one
-/// version each, unless an entry was replaced after it was published (a
-/// crash between publishing and marking repeats the same version, which
-/// counts once).
-pub async fn published_entries(settings: &KafkaSettings) -> Result<BTreeMap<i64, Vec<AuditEntry>>> {
-    let topic = settings.named_topic(blockhub_gateway::audit_topic::AUDIT_TOPIC);
-    let config = settings.client_config();
-    let group = format!("blockhub-audit-read-{}", std::process::id());
-    tokio::task::spawn_blocking(move || {
-        let mut copies: BTreeMap<i64, Vec<AuditEntry>> = BTreeMap::new();
-        let mut unreadable = 0;
-        let complete = blockhub_model::read_topic_to_end(config, &topic, &group, |payload| {
-            match serde_json::from_slice::<AuditEntry>(payload) {
-                Ok(entry) => {
-                    let versions = copies.entry(entry.seq).or_default();
-                    if !versions.iter().any(|v| v.hash == entry.hash) {
-                        versions.push(entry);
-                    }
-                }
-                Err(_) => unreadable += 1,
-            }
-        })
-        .with_context(|| format!("reading the audit topic {topic}"))?;
-        anyhow::ensure!(
-            complete,
-            "the audit topic {topic} stopped answering part-way"
-        );
-        anyhow::ensure!(
-            unreadable == 0,
-            "{unreadable} message(s) on {topic} are not audit entries"
-        );
-        Ok(copies)
-    })
-    .await
-    .context("reading the audit topic")?
 }

@@ -97,7 +97,9 @@ pub async fn rebuild_into(
     };
     let alerts = blockhub_rules::read_alert_states(settings).await?;
     let alerts = target.restore_alerts(&alerts).await?;
-    let audit = super::audit::published_entries(settings).await?;
+    let (audit, _) = blockhub_gateway::audit_topic::read_published(settings)
+        .await
+        .context("reading the audit topic")?;
     let audit_entries = target.restore_audit(&audit).await?;
     target.copy_offsets(&config.group, merger_group).await?;
     Ok(RebuildSummary {

@@ -13,7 +13,7 @@ use blockhub_merger::store::redact;
 use blockhub_merger::{MergerConfig, Store};
 use clap::Args;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::BrokerArgs;
 use crate::StoreArgs;
@@ -116,12 +116,28 @@ async fn serve(
     operator_token: &std::path::Path,
     embedded: Option<&EmbeddedBroker>,
 ) -> Result<ExitCode> {
-    let url = args.store.url(data);
+    // Its own flag or the data directory's file, never an earlier hub's
+    // store: starting on another database must be asked for.
+    let url = args
+        .store
+        .database_url
+        .clone()
+        .unwrap_or_else(|| data.store_url());
     let policy = match &args.policy {
         Some(path) => blockhub_rules::Policy::from_file(path)?,
         None => blockhub_rules::Policy::default(),
     };
     let store = Store::open(&url).await.context("opening the store")?;
+    // Before the gateway appends anything: entries the old store's hub
+    // wrote while this store was being rebuilt are put back first, so the
+    // chain goes on instead of forking.
+    if let Err(error) = blockhub_gateway::audit_topic::catch_up(&store, &kafka).await {
+        warn!(
+            error = %blockhub_model::error_chain(&error),
+            "The audit topic was not read at start; if this store was rebuilt while the old \
+             hub ran, `blockhub audit verify` may report a second chain."
+        );
+    }
     let mut options = args.gateway.options(data)?;
     options.kafka = Some(kafka.clone());
     let tls = options.tls.is_some();
@@ -168,6 +184,7 @@ async fn serve(
         pid: std::process::id(),
         status: status_page.clone(),
     })?;
+    data.write_last_store(&redact(&url))?;
     let broker_line = match embedded {
         Some(broker) => format!(
             "{} (embedded tansu, pid {}, data {}, log {})",

@@ -212,10 +212,11 @@ impl Store {
         Ok(entries)
     }
 
-    /// Puts back entries read from the audit topic into a store that has
-    /// none (a rebuild), marked published. Where the topic holds several
-    /// versions of one entry, the one that follows the chain so far is
-    /// kept (verifying then reports the others). Returns the number kept.
+    /// Puts back entries read from the audit topic that follow the store's
+    /// own chain (all of them into a rebuild's empty store), marked
+    /// published. It stops at the first that does not follow (a gap, or a
+    /// version of another chain), which verifying then reports. Returns
+    /// the number put back.
     pub async fn restore_audit(
         &self,
         published: &BTreeMap<i64, Vec<AuditEntry>>,
@@ -225,18 +226,21 @@ impl Store {
             .begin()
             .await
             .map_err(query("begin restoring audit"))?;
-        let mut prev = GENESIS.to_string();
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query("read the audit chain's head"))?;
+        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
         let mut kept = 0;
-        for versions in published.values() {
-            let Some(entry) = versions
-                .iter()
-                .find(|e| e.prev_hash == prev)
-                .or_else(|| versions.first())
-            else {
-                continue;
+        for (&next, versions) in published.range(seq + 1..) {
+            let follows = |e: &&AuditEntry| next == seq + 1 && e.prev_hash == prev;
+            let Some(entry) = versions.iter().find(follows) else {
+                break;
             };
             insert_entry(&mut tx, entry, true, "restore an audit entry").await?;
             prev = entry.hash.clone();
+            seq = next;
             kept += 1;
         }
         tx.commit().await.map_err(query("commit restored audit"))?;
