@@ -160,7 +160,7 @@ async fn an_export_contradicting_itself_keeps_the_first_row_and_stays_quiet_afte
     let file = &first.files[0];
     assert_eq!((file.inserted, file.rejected), (2, 1));
     assert_eq!(file.rejected_by_reason.get("DUPLICATE_FACT"), Some(&1));
-    assert!(file.rejected_sample[0].reason.contains("row 2"));
+    assert!(file.rejected_sample[0].reason.contains("as dup.csv row 2"));
     assert_eq!(
         file.warnings.values().sum::<u64>(),
         1,
@@ -170,4 +170,80 @@ async fn an_export_contradicting_itself_keeps_the_first_row_and_stays_quiet_afte
     let again = run().await.unwrap();
     assert_eq!(again.total().published, 0);
     assert_eq!(again.total().unchanged, 2);
+}
+
+/// Ingests `text` as `name`, exported `days_ago` days ago.
+async fn ingest_exported(
+    settings: &KafkaSettings,
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+    days_ago: i64,
+) -> blockhub_connector::IngestReport {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    let options = blockhub_connector::IngestOptions {
+        exported_at: Some(chrono::Utc::now() - chrono::Duration::days(days_ago)),
+        ..Default::default()
+    };
+    ingest(
+        SourceKind::Roster,
+        &[path],
+        settings,
+        test_keyer(),
+        &options,
+    )
+    .await
+    .unwrap()
+}
+
+// A new user's trial: an old roster ingested late (with another contract
+// end, and without 周雅琴) once made the connector forget the newer one, so
+// that a later export repeating the old values published nothing and her
+// departure in it was never published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_export_read_late_leaves_the_newer_one_in_force() {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let store = Store::open(&database.url).await.unwrap();
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}merger", settings.topic_prefix);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = stopped.await;
+    }));
+    let lin = blockhub_model::CitizenId::parse("330106198703154214").unwrap();
+    let zhou = blockhub_model::CitizenId::parse("33010419900708105X").unwrap();
+    let contract_end = || async {
+        let entries = store.roster_entries_of(&lin).await.unwrap();
+        entries[0].contract_end.map(|d| d.to_string())
+    };
+
+    let newer = format!("{HEADER}{LIN}{ZHOU}{HE}");
+    ingest_exported(&settings, dir.path(), "roster_nov.csv", &newer, 5).await;
+    let old_lin = LIN.replace("2026-12-31", "2025-11-30");
+    let old = format!("{HEADER}{old_lin}{HE}");
+    let report = ingest_exported(&settings, dir.path(), "roster_oct.csv", &old, 35).await;
+    assert_eq!((report.total().stale, report.total().unchanged), (1, 1));
+    assert_eq!((report.deleted, report.deletes_kept_newer), (0, 1));
+    wait_caught_up(&config, &store).await;
+    assert_eq!(contract_end().await.as_deref(), Some("2026-12-31"));
+    assert_eq!(store.roster_entries_of(&zhou).await.unwrap().len(), 1);
+
+    // Today's export says what October's did: it holds.
+    let report = ingest_exported(&settings, dir.path(), "roster_dec.csv", &old, 0).await;
+    assert_eq!((report.total().updated, report.deleted), (1, 1));
+    wait_caught_up(&config, &store).await;
+    assert_eq!(contract_end().await.as_deref(), Some("2025-11-30"));
+    assert!(store.roster_entries_of(&zhou).await.unwrap().is_empty());
+
+    let history = store.superseded_facts(10).await.unwrap();
+    assert_eq!(history.len(), 1, "October's row, kept as history");
+    assert_eq!(history[0].3, "roster_oct.csv");
+
+    let _ = stop.send(());
+    merger.await.unwrap().unwrap();
+    database.remove(store).await;
 }

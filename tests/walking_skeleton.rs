@@ -515,7 +515,7 @@ async fn a_stale_export_read_late_changes_nothing(
     )
     .await
     .unwrap();
-    assert_eq!((report.total().updated, report.total().published), (1, 1));
+    assert_eq!((report.total().stale, report.total().published), (1, 1));
     let exported = report.files[0].exported.expect("an export time");
     assert_eq!(exported.from, blockhub_connector::ExportTimeSource::Given);
     wait_caught_up(config, store).await;
@@ -582,6 +582,39 @@ async fn rebuild_ends_identical(
     // Nothing is left to publish: a hub on the rebuilt store carries the
     // chain on instead of starting a second one.
     assert!(target.unpublished_audit(10).await.unwrap().is_empty());
+    // The old hub goes on answering while the rebuild runs (the rebuild
+    // needs its broker): its entries reach the topic, and the hub switched
+    // to the rebuilt store puts them back before it appends anything.
+    let draft = blockhub_merger::store::AuditDraft {
+        at: 1_800_000_000_000,
+        department: "court".into(),
+        method: "PersonLookup.Lookup".into(),
+        decision: "allowed".into(),
+        ..Default::default()
+    };
+    store
+        .append_audit(blockhub_tests::TEST_AUDIT_KEY, &[draft.clone(), draft])
+        .await
+        .unwrap();
+    blockhub_gateway::audit_topic::publish_pending(store, settings, &producer)
+        .await
+        .unwrap();
+    let restored = blockhub_gateway::audit_topic::catch_up(&target, settings)
+        .await
+        .unwrap();
+    assert_eq!(restored, 2);
+    assert_eq!(
+        target.audit_entries(0, 10_000).await.unwrap(),
+        store.audit_entries(0, 10_000).await.unwrap()
+    );
+    let audit = target
+        .verify_audit(blockhub_tests::TEST_AUDIT_KEY)
+        .await
+        .unwrap();
+    assert_eq!(
+        (audit.verified as usize, audit.broken),
+        (published + 2, None)
+    );
     assert!(summary.messages > 0);
     assert_eq!(summary.alerts as usize, live_alerts.len());
     let live = store.content_snapshot().await.unwrap();

@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 
 /// Where an export time came from.
@@ -60,7 +60,11 @@ pub fn export_time(path: &Path, given: Option<DateTime<Utc>>) -> Option<ExportTi
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "xlsx" | "xlsm"));
-    if is_workbook && let Some(at) = workbook_modified(path) {
+    // A time ahead of this machine's clock (a workbook saved on a PC whose
+    // clock is wrong) would hold its facts against every later export, so
+    // it is passed over for the next candidate.
+    let believable = |at: &DateTime<Utc>| *at <= Utc::now() + FUTURE_SLACK;
+    if is_workbook && let Some(at) = workbook_modified(path).filter(believable) {
         return Some(ExportTime {
             at,
             from: ExportTimeSource::Workbook,
@@ -71,7 +75,13 @@ pub fn export_time(path: &Path, given: Option<DateTime<Utc>>) -> Option<ExportTi
         at: DateTime::<Utc>::from(modified),
         from: ExportTimeSource::FileTime,
     })
+    .filter(|e| believable(&e.at))
 }
+
+/// How far ahead of this machine's clock an export time may be (clocks of
+/// department PCs drift a little); anything later is refused or passed
+/// over.
+const FUTURE_SLACK: chrono::Duration = chrono::Duration::minutes(10);
 
 /// The core properties are a few hundred bytes; anything much larger is
 /// not what Excel writes and is not read.
@@ -106,9 +116,22 @@ fn core_property_time(xml: &str, tag: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Parses `--exported-at`: RFC 3339 (2026-11-30T17:30:00+08:00), or a
-/// local date and time (2026-11-30 17:30), or a local date (2026-11-30,
-/// meaning its start).
+/// local date and time (2026-11-30 17:30), or a local date in any form the
+/// exports use (2026-11-30, 2026年11月30日, 20261130: its start). Local
+/// means this machine's time zone (TZ). A time in the future is refused:
+/// it would hold its facts against every real export to come.
 pub fn parse_export_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let at = parse_time(text)?;
+    if at > Utc::now() + FUTURE_SLACK {
+        return Err(format!(
+            "{text:?} is in the future ({} UTC): give when the export was made",
+            at.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    Ok(at)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
@@ -122,14 +145,17 @@ pub fn parse_export_time(text: &str) -> Result<DateTime<Utc>, String> {
     .iter()
     .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
     .or_else(|| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .ok()
+        // Not an Excel serial: a bare number is a date only as 8 digits.
+        let serial = text.chars().all(|c| c.is_ascii_digit()) && text.len() != 8;
+        (!serial)
+            .then(|| blockhub_model::parse_date(text).ok())
+            .flatten()
             .and_then(|d| d.and_hms_opt(0, 0, 0))
     });
     let Some(local) = local else {
         return Err(format!(
-            "{text:?} is not a time: give 2026-11-30, 2026-11-30 17:30 (local time) or \
-             2026-11-30T17:30:00+08:00"
+            "{text:?} is not a time: give 2026-11-30 (or 2026年11月30日), 2026-11-30 17:30 \
+             (this machine's local time) or 2026-11-30T17:30:00+08:00"
         ));
     };
     Local
@@ -205,5 +231,31 @@ mod tests {
         assert_eq!(day, midnight.with_timezone(&Utc));
         let error = parse_export_time("30/11/2026").unwrap_err();
         assert!(error.contains("not a time"), "{error}");
+        for other in ["2026年11月30日", "20261130", "2026.11.30"] {
+            assert_eq!(parse_export_time(other).unwrap(), day, "{other}");
+        }
+        assert!(parse_export_time("46000").is_err(), "not an Excel serial");
+        let error = parse_export_time("2062-11-30").unwrap_err();
+        assert!(error.contains("in the future"), "{error}");
+    }
+
+    #[test]
+    fn a_workbook_saved_in_the_future_falls_back_to_its_file_time() {
+        let future = "<dcterms:modified>2062-11-30T09:15:00Z</dcterms:modified>";
+        let at = core_property_time(future, "dcterms:modified").unwrap();
+        assert!(
+            at > Utc::now(),
+            "parsed, and then passed over by export_time"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.xlsx");
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let saved = rust_xlsxwriter::ExcelDateTime::parse_from_str("2062-11-30T09:15:00").unwrap();
+        let properties = rust_xlsxwriter::DocProperties::new().set_creation_datetime(&saved);
+        workbook.set_properties(&properties);
+        workbook.add_worksheet().write(0, 0, "姓名").unwrap();
+        workbook.save(&path).unwrap();
+        let found = export_time(&path, None).unwrap();
+        assert_eq!(found.from, ExportTimeSource::FileTime);
     }
 }

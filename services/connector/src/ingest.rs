@@ -46,6 +46,9 @@ pub struct FileReport {
     pub inserted: u64,
     /// Facts published before with other content.
     pub updated: u64,
+    /// Rows older than what a newer export of the source stated: published
+    /// as history (the merger keeps them as superseded), not applied.
+    pub stale: u64,
     /// Facts published before exactly so: nothing sent.
     pub unchanged: u64,
     /// Title rows above the header, and the header rows themselves.
@@ -96,6 +99,9 @@ pub struct IngestReport {
     /// Deletes not published because rows were rejected or a file failed:
     /// a rejected row may be one of the facts that looked missing.
     pub deletes_withheld: u64,
+    /// Facts missing from these exports that a newer export stated: not
+    /// deleted (an old export cannot undo a newer one).
+    pub deletes_kept_newer: u64,
 }
 
 impl FileReport {
@@ -130,6 +136,7 @@ impl IngestReport {
             total.published += file.published;
             total.inserted += file.inserted;
             total.updated += file.updated;
+            total.stale += file.stale;
             total.unchanged += file.unchanged;
             total.skipped_title += file.skipped_title;
             total.skipped_blank += file.skipped_blank;
@@ -272,7 +279,15 @@ async fn publish_deletes(
     snapshot: &mut Snapshot,
     report: &mut IngestReport,
 ) -> Result<(), ConnectorError> {
-    let deletions = snapshot.deletions();
+    // Whole lists and units named with --unit are as of the newest file
+    // of the run; a unit with rows, as of the newest file that had them.
+    let run_exported = report
+        .files
+        .iter()
+        .filter_map(|f| f.exported.map(|e| e.at))
+        .max();
+    let (deletions, kept_newer) = snapshot.deletions(run_exported);
+    report.deletes_kept_newer = kept_newer;
     if deletions.is_empty() {
         return Ok(());
     }
@@ -286,18 +301,12 @@ async fn publish_deletes(
         return Ok(());
     }
     let location = report.file_names();
-    // A fact missing from every export is gone as of the oldest of them:
-    // a newer statement of it, from any export, still holds.
-    let exported_at = report
-        .files
-        .iter()
-        .filter_map(|f| f.exported.map(|e| e.at))
-        .min();
     let before = publisher.confirmed();
-    for fact in deletions {
+    for deletion in deletions {
         let envelope = Envelope::for_file_row(source.name(), &location, 0, Operation::Delete);
-        let mut envelope = envelope.exported(exported_at);
+        let mut envelope = envelope.exported(deletion.exported_at);
         envelope.source_ref.position = "absent".into();
+        let fact = deletion.fact;
         publisher.send(&Event { envelope, fact }).await?;
     }
     publisher.finish().await?;
@@ -336,11 +345,28 @@ impl RowSink<'_> {
             }
             *count += 1;
         }
-        let change = self.snapshot.observe(&fact, &source_ref.position);
+        // The envelope's times order this row against what the source
+        // stated before (see `snapshot`), so it is made first.
+        let mut envelope = Envelope::new(self.source.name(), source_ref, Operation::Upsert)
+            .exported(self.exported_at);
+        // Where the row is, as a conflict with a later row names it: the
+        // file too, as a run may read several.
+        let place = match envelope.source_ref.kind {
+            SourceRefKind::FileRow => format!(
+                "{} row {}",
+                envelope.source_ref.location, envelope.source_ref.position
+            ),
+            _ => format!(
+                "{} key {}",
+                envelope.source_ref.location, envelope.source_ref.position
+            ),
+        };
+        let change = self.snapshot.observe_at(&fact, &place, envelope.order());
         match &change {
             Change::Unchanged => report.unchanged += 1,
             Change::Insert => report.inserted += 1,
             Change::Update => report.updated += 1,
+            Change::Stale => report.stale += 1,
             Change::Repeated => {
                 let warning = "DUPLICATE_ROW: repeats an earlier row exactly; counted once";
                 *report.warnings.entry(warning.to_string()).or_default() += 1;
@@ -354,23 +380,29 @@ impl RowSink<'_> {
                         column: "row".into(),
                         code: "DUPLICATE_FACT".into(),
                         message: format!(
-                            "states the same fact as row {earlier} (for a roster: the same \
+                            "states the same fact as {earlier} (for a roster: the same \
                              person at the same unit; for payroll: the same person, unit and \
-                             month) with other values; row {earlier} was kept, correct the \
+                             month) with other values; {earlier} was kept, correct the \
                              export"
                         ),
                     }],
                 };
-                let raw = mask_ids_in_text(&format!("{fact:?}"));
-                let location = source_ref.location.clone();
+                // The fact as read, in the words of its fields, ID masked.
+                let raw = mask_ids_in_text(&serde_json::to_string(&fact).unwrap_or_default());
+                let source_ref = envelope.source_ref;
                 return self
-                    .rejected(&location, &source_ref.position, &rejection, raw, report)
+                    .rejected(
+                        &source_ref.location,
+                        &source_ref.position,
+                        &rejection,
+                        raw,
+                        report,
+                    )
                     .await;
             }
         }
         if let Some(operation) = change.operation() {
-            let envelope =
-                Envelope::new(self.source.name(), source_ref, operation).exported(self.exported_at);
+            envelope.operation = operation;
             self.publisher.send(&Event { envelope, fact }).await?;
         }
         Ok(())

@@ -23,10 +23,19 @@
 //! A rejected row might be one of the "missing" facts, so when any row of
 //! the run was rejected, or a file could not be read, no deletes are
 //! published; the report says how many were withheld.
+//!
+//! Exports are ordered as the merger orders them (`Envelope::order`: export
+//! time, then read time), and what the snapshot remembers of a fact is its
+//! newest statement, not its latest read. A row of an export older than
+//! that is stale: it is published (the merger keeps it as superseded
+//! history) but changes nothing remembered, and an old export's missing
+//! facts are not deleted when a newer export stated them. So an old export
+//! ingested late cannot make the connector forget what the newer one said.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use blockhub_model::{BrokerError, CreditCode, Event, Fact, KafkaSettings, Operation};
+use chrono::{DateTime, Utc};
 use tracing::info;
 
 use crate::replay::replay;
@@ -63,6 +72,9 @@ pub enum Change {
     Insert,
     /// Published before with other content.
     Update,
+    /// Other content than what a newer export stated: published as history
+    /// (the merger keeps it as superseded), remembered as nothing.
+    Stale,
     /// Stated already by an earlier row of this run, exactly so.
     Repeated,
     /// Stated already by an earlier row of this run (at `earlier`) with
@@ -80,7 +92,7 @@ impl Change {
         match self {
             Self::Unchanged | Self::Repeated | Self::Conflict { .. } => None,
             Self::Insert => Some(Operation::Insert),
-            Self::Update => Some(Operation::Update),
+            Self::Update | Self::Stale => Some(Operation::Update),
         }
     }
 }
@@ -88,18 +100,32 @@ impl Change {
 struct Published {
     digest: [u8; 32],
     deleted: bool,
+    /// The statement's order (`Envelope::order`).
+    order: (i64, i64),
     /// The fact itself, kept only where a later export may delete it.
     fact: Option<Fact>,
     /// Where this run's exports had the fact, if they did.
     seen_at: Option<String>,
 }
 
+/// A fact missing from the exports, to be published as a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// The fact as last published.
+    pub fact: Fact,
+    /// The export time of the newest export that lacks it.
+    pub exported_at: Option<DateTime<Utc>>,
+}
+
 /// What one source has published, fact by fact.
 pub struct Snapshot {
     source: SourceKind,
     facts: HashMap<String, Published>,
-    /// Units this run's exports had rows for.
-    units: BTreeSet<CreditCode>,
+    /// Units this run's exports had rows for, with the newest export time
+    /// (ms) among the rows of each.
+    units: BTreeMap<CreditCode, i64>,
+    /// Units the whole export covers (`--unit`), rows or not.
+    covered: BTreeSet<CreditCode>,
 }
 
 impl Snapshot {
@@ -108,7 +134,8 @@ impl Snapshot {
         Self {
             source,
             facts: HashMap::new(),
-            units: BTreeSet::new(),
+            units: BTreeMap::new(),
+            covered: BTreeSet::new(),
         }
     }
 
@@ -135,11 +162,19 @@ impl Snapshot {
         }
         let keep_fact = self.source.delete_scope() != DeleteScope::Additive;
         let deleted = event.envelope.operation == Operation::Delete;
+        let order = event.envelope.order();
+        let identity = event.fact.identity();
+        if self.facts.get(&identity).is_some_and(|p| p.order > order) {
+            // A stale statement (an old export published late): the newer
+            // one is what the source holds.
+            return;
+        }
         self.facts.insert(
-            event.fact.identity(),
+            identity,
             Published {
                 digest: event.fact.digest(),
                 deleted,
+                order,
                 fact: keep_fact.then_some(event.fact),
                 seen_at: None,
             },
@@ -151,13 +186,23 @@ impl Snapshot {
         self.facts.values().filter(|p| !p.deleted).count()
     }
 
-    /// Classifies a fact read from an export at `position`, and records it
-    /// as published in this run (the caller publishes what the change
-    /// says). A conflicting restatement is not recorded: the first row of
-    /// the run stands until the export is fixed.
+    /// Classifies a fact read now (a table read live) at `position`; see
+    /// `observe_at`.
     pub fn observe(&mut self, fact: &Fact, position: &str) -> Change {
+        let now = Utc::now().timestamp_millis();
+        self.observe_at(fact, position, (now, now))
+    }
+
+    /// Classifies a fact read from an export at `position`, whose event
+    /// has order `order` (`Envelope::order`), and records it as published
+    /// in this run (the caller publishes what the change says). A
+    /// conflicting restatement is not recorded: the first row of the run
+    /// stands until the export is fixed. Nor is a stale one (older than
+    /// the statement remembered).
+    pub fn observe_at(&mut self, fact: &Fact, position: &str, order: (i64, i64)) -> Change {
         if let Some(unit) = fact.unit() {
-            self.units.insert(unit.clone());
+            let newest = self.units.entry(unit.clone()).or_insert(order.0);
+            *newest = (*newest).max(order.0);
         }
         let keep_fact = self.source.delete_scope() != DeleteScope::Additive;
         let digest = fact.digest();
@@ -174,22 +219,37 @@ impl Snapshot {
                         }
                     };
                 }
-                if published.deleted {
-                    Change::Insert
-                } else if published.digest == digest {
+                if !published.deleted && published.digest == digest {
                     Change::Unchanged
+                } else if published.order > order {
+                    Change::Stale
+                } else if published.deleted {
+                    Change::Insert
                 } else {
                     Change::Update
                 }
             }
             std::collections::hash_map::Entry::Vacant(_) => Change::Insert,
         };
-        entry.insert_entry(Published {
-            digest,
-            deleted: false,
-            fact: keep_fact.then(|| fact.clone()),
-            seen_at: Some(position.to_string()),
-        });
+        match entry {
+            std::collections::hash_map::Entry::Occupied(mut published)
+                if change == Change::Stale || change == Change::Unchanged =>
+            {
+                // Stated in this run (so neither deleted nor repeated
+                // unnoticed), but what is remembered stays the newer
+                // statement.
+                published.get_mut().seen_at = Some(position.to_string());
+            }
+            entry => {
+                entry.insert_entry(Published {
+                    digest,
+                    deleted: false,
+                    order,
+                    fact: keep_fact.then(|| fact.clone()),
+                    seen_at: Some(position.to_string()),
+                });
+            }
+        }
         change
     }
 
@@ -204,14 +264,21 @@ impl Snapshot {
 
     /// Names a unit the whole export covers even where it has no rows.
     pub fn cover_unit(&mut self, unit: CreditCode) {
-        self.units.insert(unit);
+        self.covered.insert(unit);
     }
 
     /// The facts this run deletes: published, not deleted, in scope and
-    /// not seen in this run's exports. Marks them deleted.
-    pub fn deletions(&mut self) -> Vec<Fact> {
+    /// not seen in this run's exports, and not stated by an export newer
+    /// than the one that lacks them. Marks them deleted. `run_exported`
+    /// is the newest export time of the run's files, which whole lists and
+    /// units named with `--unit` are as of; a unit with rows is as of the
+    /// newest file that had rows for it. Also returns how many missing
+    /// facts were kept because a newer export stated them.
+    pub fn deletions(&mut self, run_exported: Option<DateTime<Utc>>) -> (Vec<Deletion>, u64) {
         let scope = self.source.delete_scope();
+        let run_ms = run_exported.map(|t| t.timestamp_millis());
         let mut deleted = Vec::new();
+        let mut kept_newer = 0;
         for published in self.facts.values_mut() {
             if published.deleted || published.seen_at.is_some() {
                 continue;
@@ -219,17 +286,32 @@ impl Snapshot {
             let Some(fact) = &published.fact else {
                 continue;
             };
-            let in_scope = match scope {
-                DeleteScope::WholeSource => true,
-                DeleteScope::ExportUnits => fact.unit().is_some_and(|u| self.units.contains(u)),
-                DeleteScope::Additive => false,
+            let as_of = match scope {
+                DeleteScope::WholeSource => Some(run_ms),
+                DeleteScope::ExportUnits => fact.unit().and_then(|u| match self.units.get(u) {
+                    Some(&unit_ms) => Some(Some(unit_ms)),
+                    None if self.covered.contains(u) => Some(run_ms),
+                    None => None,
+                }),
+                DeleteScope::Additive => None,
             };
-            if in_scope {
-                published.deleted = true;
-                deleted.push(fact.clone());
+            let Some(as_of) = as_of else {
+                continue;
+            };
+            // Without a known export time the delete is as of now.
+            let now = Utc::now().timestamp_millis();
+            if published.order > (as_of.unwrap_or(now), now) {
+                kept_newer += 1;
+                continue;
             }
+            published.deleted = true;
+            published.order = (as_of.unwrap_or(now), now);
+            deleted.push(Deletion {
+                fact: fact.clone(),
+                exported_at: as_of.and_then(DateTime::from_timestamp_millis),
+            });
         }
-        deleted
+        (deleted, kept_newer)
     }
 }
 
@@ -299,10 +381,11 @@ mod tests {
             snapshot.observe(&entry(new_person, A, None), "2"),
             Change::Insert
         );
-        let deleted = snapshot.deletions();
-        assert_eq!(deleted, vec![entry(P2, A, None)]);
+        let (deleted, kept) = snapshot.deletions(None);
+        let facts: Vec<Fact> = deleted.into_iter().map(|d| d.fact).collect();
+        assert_eq!((facts, kept), (vec![entry(P2, A, None)], 0));
         assert!(
-            snapshot.deletions().is_empty(),
+            snapshot.deletions(None).0.is_empty(),
             "a delete is published once"
         );
     }
@@ -317,7 +400,7 @@ mod tests {
             Change::Unchanged
         );
         assert_eq!(snapshot.observe(&entry(P2, A, None), "2"), Change::Insert);
-        assert!(snapshot.deletions().is_empty());
+        assert!(snapshot.deletions(None).0.is_empty());
     }
 
     #[test]
@@ -347,7 +430,7 @@ mod tests {
             fact: entry(P1, A, None),
         });
         assert_eq!(snapshot.observe(&entry(P2, A, None), "2"), Change::Insert);
-        assert!(snapshot.deletions().is_empty());
+        assert!(snapshot.deletions(None).0.is_empty());
     }
 
     #[test]
@@ -377,6 +460,106 @@ mod tests {
         assert!(snapshot.facts.values().all(|p| p.fact.is_none()));
         assert_eq!(snapshot.observe(&payment("202611"), "2"), Change::Insert);
         assert_eq!(snapshot.observe(&payment("202610"), "2"), Change::Unchanged);
-        assert!(snapshot.deletions().is_empty());
+        assert!(snapshot.deletions(None).0.is_empty());
+    }
+
+    /// The order of an event exported `days` days ago and read `read` ms
+    /// after the epoch of the test.
+    fn exported(days: i64, read: i64) -> (i64, i64) {
+        let day = 86_400_000;
+        (1_800_000_000_000 - days * day, 1_800_000_000_000 + read)
+    }
+
+    fn published_at(snapshot: &mut Snapshot, fact: Fact, operation: Operation, days: i64) {
+        let mut envelope = blockhub_model::Envelope::for_file_row(
+            snapshot.source.name(),
+            "roster.xlsx",
+            3,
+            operation,
+        );
+        let (exported_ms, _) = exported(days, 0);
+        envelope.exported_at = DateTime::from_timestamp_millis(exported_ms);
+        snapshot.fold(Event { envelope, fact });
+    }
+
+    // The trial's three cases: an old export read late must not make the
+    // connector forget what the newer export said.
+    #[test]
+    fn an_old_export_read_late_changes_nothing_remembered() {
+        // The newest roster (a day old) says P1's contract ends 2027; a
+        // month-old roster says 2025 and lacks P2.
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        published_at(
+            &mut snapshot,
+            entry(P1, A, Some("2027-06-30")),
+            Operation::Insert,
+            1,
+        );
+        published_at(&mut snapshot, entry(P2, A, None), Operation::Insert, 1);
+        let old = exported(30, 10);
+        assert_eq!(
+            snapshot.observe_at(&entry(P1, A, Some("2025-11-30")), "2", old),
+            Change::Stale
+        );
+        let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(old.0));
+        assert_eq!(
+            (deleted.len(), kept),
+            (0, 1),
+            "P2 stated by the newer export"
+        );
+
+        // An export made today that says 2025 is an update against the
+        // remembered 2027, and one that lacks P2 deletes P2 as of today.
+        snapshot.start_run();
+        let today = exported(0, 20);
+        assert_eq!(
+            snapshot.observe_at(&entry(P1, A, Some("2025-11-30")), "2", today),
+            Change::Update
+        );
+        let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(today.0));
+        assert_eq!(kept, 0);
+        assert_eq!(deleted.len(), 1);
+        assert_eq!(deleted[0].fact, entry(P2, A, None));
+        assert_eq!(
+            deleted[0].exported_at.map(|t| t.timestamp_millis()),
+            Some(today.0)
+        );
+
+        // Replayed from the topic, a stale statement published after the
+        // newer one is not what the source holds.
+        let mut replayed = Snapshot::empty(SourceKind::Roster);
+        published_at(
+            &mut replayed,
+            entry(P1, A, Some("2027-06-30")),
+            Operation::Insert,
+            1,
+        );
+        published_at(
+            &mut replayed,
+            entry(P1, A, Some("2025-11-30")),
+            Operation::Update,
+            30,
+        );
+        assert_eq!(
+            replayed.observe_at(&entry(P1, A, Some("2027-06-30")), "2", exported(0, 30)),
+            Change::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_unit_is_deleted_from_as_of_its_own_file_in_a_run_of_several() {
+        // Unit A's file is today's; unit B's a month old, in the same run.
+        // P1 (unit A) was stated a day ago and is missing from A's file.
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        published_at(&mut snapshot, entry(P1, A, None), Operation::Insert, 1);
+        let (today, month_old) = (exported(0, 10), exported(30, 10));
+        snapshot.observe_at(&entry(P2, A, None), "2", today);
+        snapshot.observe_at(&entry(P3, B, None), "2", month_old);
+        let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(today.0));
+        assert_eq!((deleted.len(), kept), (1, 0));
+        assert_eq!(
+            deleted[0].exported_at.map(|t| t.timestamp_millis()),
+            Some(today.0)
+        );
     }
 }

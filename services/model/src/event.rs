@@ -433,7 +433,7 @@ impl DeadLetter {
 }
 
 /// The fact an event carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Fact {
     /// A unit's quota.
     UnitQuota(UnitQuota),

@@ -203,6 +203,13 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
                 file.rejected - file.rejected_sample.len() as u64
             );
         }
+        if file.stale > 0 {
+            println!(
+                "  {}: {} rows older than what a newer export of the same facts stated: \
+                 published as history, not applied",
+                file.file, file.stale
+            );
+        }
         if file.padded > 0 {
             println!(
                 "  {}: {} short rows padded with empty cells",
@@ -221,6 +228,12 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
         println!(
             "{} published before and no longer in the export: published as deletes.",
             report.deleted
+        );
+    }
+    if report.deletes_kept_newer > 0 {
+        println!(
+            "{} missing from the export but stated by a newer export: not deleted.",
+            report.deletes_kept_newer
         );
     }
     if report.deletes_withheld > 0 {
