@@ -241,7 +241,21 @@ async fn an_old_export_read_late_leaves_the_newer_one_in_force() {
 
     let history = store.superseded_facts(10).await.unwrap();
     assert_eq!(history.len(), 1, "October's row, kept as history");
-    assert_eq!(history[0].3, "roster_oct.csv");
+    assert_eq!(history[0].location, "roster_oct.csv");
+    // What `blockhub superseded` prints of it: where it came from, what it
+    // said, the ID masked.
+    let line = blockhub::commands::superseded::render(&history[0], false).unwrap();
+    assert!(
+        line.contains("staffing.roster roster_oct.csv row 2"),
+        "{line}"
+    );
+    assert!(
+        line.contains("2025-11-30") && line.contains("330106********4214"),
+        "{line}"
+    );
+    assert!(!line.contains("330106198703154214"), "{line}");
+    let json = blockhub::commands::superseded::render(&history[0], true).unwrap();
+    assert!(!json.contains("330106198703154214"), "{json}");
 
     let _ = stop.send(());
     merger.await.unwrap().unwrap();

@@ -101,9 +101,13 @@ async fn store_promises(backend: Backend) {
     );
     let history = store.superseded_facts(10).await.unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].0, older.envelope.event_id);
-    assert_eq!(history[0].1, "roster_entries");
-    assert!(history[0].2.contains("2025-12-31"), "{}", history[0].2);
+    assert_eq!(history[0].event_id, older.envelope.event_id);
+    assert_eq!(history[0].fact_table, "roster_entries");
+    assert!(
+        history[0].content.contains("2025-12-31"),
+        "{}",
+        history[0].content
+    );
 
     // Within one batch too: the older of two events for one fact is kept
     // as history, the newer applied.

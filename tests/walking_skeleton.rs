@@ -524,9 +524,13 @@ async fn a_stale_export_read_late_changes_nothing(
     assert_eq!(after.units, before.units, "the newer quota holds");
     assert_eq!(after.superseded.len(), before.superseded.len() + 1);
     let history = store.superseded_facts(1).await.unwrap();
-    assert_eq!(history[0].1, "units");
-    assert!(history[0].2.contains("\"quota\":60"), "{}", history[0].2);
-    assert_eq!(history[0].3, "quota_2025.csv");
+    assert_eq!(history[0].fact_table, "units");
+    assert!(
+        history[0].content.contains("\"quota\":60"),
+        "{}",
+        history[0].content
+    );
+    assert_eq!(history[0].location, "quota_2025.csv");
 }
 
 /// `blockhub rebuild` into a fresh database of the same backend ends with

@@ -191,6 +191,9 @@ pub enum Command {
     Health(commands::health::HealthArgs),
     /// List rejected rows and events with where and why (IDs masked).
     DeadLetters(commands::dead_letters::DeadLettersArgs),
+    /// List statements kept as history instead of applied, because the
+    /// store held a newer one (an old export ingested late); IDs masked.
+    Superseded(commands::superseded::SupersededArgs),
     /// The staffing office's alerts, kept with their state; `alerts ack`.
     Alerts(commands::alerts::AlertsArgs),
     /// Replay every topic into a fresh database (and restore alert states).
@@ -245,7 +248,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", blockhub_model::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -63,7 +63,7 @@ pub async fn run(data: &DataDir, args: HealthArgs) -> Result<ExitCode> {
             Ok((gateway, token)) => check(&gateway, &args.client)
                 .await
                 .map(|()| (gateway, token)),
-            Err(error) => Err(format!("{error:#}")),
+            Err(error) => Err(blockhub_model::error_chain(error.as_ref())),
         };
         match answer {
             Ok(found) => break found,

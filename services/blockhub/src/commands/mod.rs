@@ -13,6 +13,7 @@ pub mod policy;
 pub mod rebuild;
 pub mod report;
 pub mod staff;
+pub mod superseded;
 pub mod token;
 pub mod up;
 
@@ -41,6 +42,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Lookup(args) => lookup::run(&data, args).await,
         Command::Health(args) => health::run(&data, args).await,
         Command::DeadLetters(args) => dead_letters::run(&data, args).await,
+        Command::Superseded(args) => superseded::run(&data, args).await,
         Command::Alerts(args) => alerts::run(&data, args).await,
         Command::Report(args) => report::run(&data, args).await,
         Command::Staff(args) => staff::run(&data, args).await,

@@ -276,7 +276,7 @@ async fn serve(
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
-            error!(error = %format!("{error:#}"), "Hub stopped after a failure.");
+            error!(error = %blockhub_model::error_chain(error.as_ref()), "Hub stopped after a failure.");
             Err(error)
         }
     }

@@ -26,7 +26,7 @@ pub use alerts::{AckOutcome, AlertFilter, AlertRecord, AlertSync, StoredAlert};
 pub use apply::{BatchOutcome, Delivered, DeliveredItem};
 pub use audit::{AuditBreak, AuditDraft, AuditEntry, AuditReport, GENESIS, chain_hash};
 pub use facts::{RosterFact, RuleFacts, UnitFact};
-pub use read::{ContentSnapshot, Provenance, StoredPayment, StoredRosterEntry};
+pub use read::{ContentSnapshot, Provenance, StoredPayment, StoredRosterEntry, SupersededFact};
 pub use staff::{HistoryItem, PostCount, StaffFilter, StaffRow};
 pub use sync::ActivityHour;
 

@@ -29,6 +29,30 @@ pub struct Provenance {
     pub exported_at: Option<i64>,
 }
 
+/// An event kept as history because the store held a newer statement of
+/// its fact when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow)]
+pub struct SupersededFact {
+    /// The event's id.
+    pub event_id: String,
+    /// The table of the fact it stated.
+    pub fact_table: String,
+    /// Insert, Update, Delete or Upsert.
+    pub operation: String,
+    /// What it stated, as JSON.
+    pub content: String,
+    /// The source system.
+    pub source_system: String,
+    /// The file or table.
+    pub location: String,
+    /// The row number or row key.
+    pub position: String,
+    /// When the connector read it (ms since the epoch).
+    pub observed_at: i64,
+    /// When its source exported it (ms since the epoch).
+    pub exported_at: Option<i64>,
+}
+
 /// A person's post at a unit, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredRosterEntry {
@@ -454,14 +478,12 @@ impl Store {
     }
 
     /// Events kept as superseded history (older than the fact they would
-    /// have replaced): event id, table, content (JSON), file or table, and
-    /// when read. Newest first.
-    pub async fn superseded_facts(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(String, String, String, String, i64)>, MergerError> {
+    /// have replaced), newest read first.
+    pub async fn superseded_facts(&self, limit: i64) -> Result<Vec<SupersededFact>, MergerError> {
         sqlx::query_as(
-            "SELECT event_id, fact_table, content, source_location, observed_at \
+            "SELECT event_id, fact_table, operation, content, source_system, \
+               source_location AS location, source_position AS position, observed_at, \
+               exported_at \
              FROM superseded_facts ORDER BY observed_at DESC, event_id LIMIT $1",
         )
         .bind(limit)
