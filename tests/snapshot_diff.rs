@@ -18,6 +18,24 @@ const NEW: &str = "唐远明,330681200203086769,11330681830166130U,普通辅助,
 // Another unit's row: the edited export of the first unit must not touch it.
 const OTHER: &str = "尹芳然,330681197102276278,11330681543231948W,普通辅助,2027-01-31,在职\n";
 
+/// The merger's task over `store`, with its config and a stop signal.
+fn start_merger(
+    settings: &KafkaSettings,
+    store: &Store,
+) -> (
+    MergerConfig,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), blockhub_merger::MergerError>>,
+) {
+    let mut config = MergerConfig::new(settings.clone());
+    config.group = format!("{}merger", settings.topic_prefix);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
+        let _ = stopped.await;
+    }));
+    (config, stop, merger)
+}
+
 /// Operations published on the roster topic so far, by operation.
 async fn roster_operations(settings: &KafkaSettings) -> BTreeMap<String, u64> {
     let (counts, stats) = replay(
@@ -113,12 +131,7 @@ async fn an_edited_export_publishes_one_delete_one_update_one_insert() {
     // row stands.
     let database = TestDatabase::create(Backend::Sqlite).await;
     let store = Store::open(&database.url).await.unwrap();
-    let mut config = MergerConfig::new(settings.clone());
-    config.group = format!("{}merger", settings.topic_prefix);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (config, stop, merger) = start_merger(&settings, &store);
     wait_caught_up(&config, &store).await;
     let counts = store.live_fact_counts().await.unwrap();
     assert_eq!(
@@ -208,12 +221,7 @@ async fn an_old_export_read_late_leaves_the_newer_one_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::create(Backend::Sqlite).await;
     let store = Store::open(&database.url).await.unwrap();
-    let mut config = MergerConfig::new(settings.clone());
-    config.group = format!("{}merger", settings.topic_prefix);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let merger = tokio::spawn(blockhub_merger::run(config.clone(), store.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (config, stop, merger) = start_merger(&settings, &store);
     let lin = blockhub_model::CitizenId::parse("330106198703154214").unwrap();
     let zhou = blockhub_model::CitizenId::parse("33010419900708105X").unwrap();
     let contract_end = || async {

@@ -574,15 +574,7 @@ async fn rebuild_ends_identical(
         .await
         .unwrap();
     assert_eq!(summary.audit_entries as usize, published);
-    assert_eq!(
-        target.audit_entries(0, 10_000).await.unwrap(),
-        store.audit_entries(0, 10_000).await.unwrap()
-    );
-    let audit = target
-        .verify_audit(blockhub_tests::TEST_AUDIT_KEY)
-        .await
-        .unwrap();
-    assert_eq!((audit.verified as usize, audit.broken), (published, None));
+    same_audit_log(&target, store, published).await;
     // Nothing is left to publish: a hub on the rebuilt store carries the
     // chain on instead of starting a second one.
     assert!(target.unpublished_audit(10).await.unwrap().is_empty());
@@ -607,18 +599,7 @@ async fn rebuild_ends_identical(
         .await
         .unwrap();
     assert_eq!(restored, 2);
-    assert_eq!(
-        target.audit_entries(0, 10_000).await.unwrap(),
-        store.audit_entries(0, 10_000).await.unwrap()
-    );
-    let audit = target
-        .verify_audit(blockhub_tests::TEST_AUDIT_KEY)
-        .await
-        .unwrap();
-    assert_eq!(
-        (audit.verified as usize, audit.broken),
-        (published + 2, None)
-    );
+    same_audit_log(&target, store, published + 2).await;
     assert!(summary.messages > 0);
     assert_eq!(summary.alerts as usize, live_alerts.len());
     let live = store.content_snapshot().await.unwrap();
@@ -642,4 +623,18 @@ async fn rebuild_ends_identical(
             .is_err()
     );
     target_db.remove(target).await;
+}
+
+/// The rebuilt store's audit log is the live one's, and its chain verifies
+/// through all `entries`.
+async fn same_audit_log(target: &Store, store: &Store, entries: usize) {
+    assert_eq!(
+        target.audit_entries(0, 10_000).await.unwrap(),
+        store.audit_entries(0, 10_000).await.unwrap()
+    );
+    let audit = target
+        .verify_audit(blockhub_tests::TEST_AUDIT_KEY)
+        .await
+        .unwrap();
+    assert_eq!((audit.verified as usize, audit.broken), (entries, None));
 }

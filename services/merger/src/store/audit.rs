@@ -162,12 +162,7 @@ impl Store {
             .begin()
             .await
             .map_err(query("begin an audit append"))?;
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query("read the audit chain's head"))?;
-        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+        let (mut seq, mut prev) = chain_head(&mut tx).await?;
         let mut sequence = Vec::with_capacity(drafts.len());
         for draft in drafts {
             seq += 1;
@@ -226,12 +221,7 @@ impl Store {
             .begin()
             .await
             .map_err(query("begin restoring audit"))?;
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query("read the audit chain's head"))?;
-        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+        let (mut seq, mut prev) = chain_head(&mut tx).await?;
         let mut kept = 0;
         for (&next, versions) in published.range(seq + 1..) {
             let follows = |e: &&AuditEntry| next == seq + 1 && e.prev_hash == prev;
@@ -318,6 +308,18 @@ impl Store {
             }
         }
     }
+}
+
+/// The newest entry's sequence number and hash; (0, GENESIS) for none.
+async fn chain_head(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<(i64, String), MergerError> {
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query("read the audit chain's head"))?;
+    Ok(head.unwrap_or((0, GENESIS.to_string())))
 }
 
 /// Writes one chained entry, marked published or not.
