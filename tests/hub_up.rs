@@ -193,9 +193,31 @@ async fn up_runs_the_hub_from_a_data_directory() {
     pool.close().await;
     store.close().await;
 
+    // A decision just before the hub stops is copied to the audit topic on
+    // the way out, not left pending for a rebuild to miss.
+    let request = blockhub::commands::lookup::authorised(
+        LookupRequest {
+            citizen_id: "330681198308206157".into(),
+            provenance: false,
+            purpose: "operations".into(),
+            case_number: String::new(),
+        },
+        Some(&token),
+    )
+    .unwrap();
+    client.lookup(request).await.unwrap();
     let (_dir, code) = hub.stop().await;
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert!(data.hub().is_none(), "hub.json removed on stop");
+    let store =
+        blockhub_merger::Store::open(&format!("sqlite://{}", dir.join("store.db").display()))
+            .await
+            .unwrap();
+    assert!(
+        store.unpublished_audit(10).await.unwrap().is_empty(),
+        "every audit entry copied before the hub stopped"
+    );
+    store.close().await;
 }
 
 /// The hub's rules loop keeps alerts; the Alerts service lists and

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Local, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
+use tracing::warn;
 
 /// Where an export time came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +64,18 @@ pub fn export_time(path: &Path, given: Option<DateTime<Utc>>) -> Option<ExportTi
     // A time ahead of this machine's clock (a workbook saved on a PC whose
     // clock is wrong) would hold its facts against every later export, so
     // it is passed over for the next candidate.
-    let believable = |at: &DateTime<Utc>| *at <= Utc::now() + FUTURE_SLACK;
+    let believable = |at: &DateTime<Utc>| {
+        let fine = *at <= Utc::now() + FUTURE_SLACK;
+        if !fine {
+            warn!(
+                file = %path.display(),
+                time = %at.to_rfc3339(),
+                "An export time ahead of this machine's clock is passed over; pass \
+                 --exported-at with the time the export was made."
+            );
+        }
+        fine
+    };
     if is_workbook && let Some(at) = workbook_modified(path).filter(believable) {
         return Some(ExportTime {
             at,
@@ -134,6 +146,23 @@ pub fn parse_export_time(text: &str) -> Result<DateTime<Utc>, String> {
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    // With an offset but without seconds (2026-11-30T17:30+08:00), or an
+    // offset written +0800.
+    let offset_forms = [
+        "%Y-%m-%dT%H:%M%:z",
+        "%Y-%m-%d %H:%M%:z",
+        "%Y-%m-%dT%H:%M%z",
+        "%Y-%m-%d %H:%M%z",
+        "%Y-%m-%dT%H:%M:%S%z",
+        "%Y-%m-%d %H:%M:%S%:z",
+        "%Y-%m-%d %H:%M:%S%z",
+    ];
+    if let Some(at) = offset_forms
+        .iter()
+        .find_map(|format| DateTime::parse_from_str(text, format).ok())
+    {
         return Ok(at.with_timezone(&Utc));
     }
     let local = [
@@ -233,6 +262,14 @@ mod tests {
         assert!(error.contains("not a time"), "{error}");
         for other in ["2026年11月30日", "20261130", "2026.11.30"] {
             assert_eq!(parse_export_time(other).unwrap(), day, "{other}");
+        }
+        for offset in [
+            "2026-11-30T17:30+08:00",
+            "2026-11-30 17:30+08:00",
+            "2026-11-30T17:30+0800",
+            "2026-11-30 17:30:00+08:00",
+        ] {
+            assert_eq!(parse_export_time(offset).unwrap(), exact, "{offset}");
         }
         assert!(parse_export_time("46000").is_err(), "not an Excel serial");
         let error = parse_export_time("2062-11-30").unwrap_err();

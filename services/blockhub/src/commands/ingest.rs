@@ -204,9 +204,10 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
             );
         }
         if file.stale > 0 {
+            let rows = if file.stale == 1 { "row" } else { "rows" };
             println!(
-                "  {}: {} rows older than what a newer export of the same facts stated: \
-                 published as history, not applied",
+                "  {}: {} {rows} older than what a newer export of the same facts stated: \
+                 published as history, not applied (blockhub superseded lists them)",
                 file.file, file.stale
             );
         }

@@ -269,6 +269,7 @@ async fn serve(
     if !audit.is_finished() {
         let _ = audit.await;
     }
+    copy_last_audit_entries(&store, &kafka).await;
     store.close().await;
     match outcome {
         Ok(()) => {
@@ -279,5 +280,32 @@ async fn serve(
             error!(error = %blockhub_model::error_chain(error.as_ref()), "Hub stopped after a failure.");
             Err(error)
         }
+    }
+}
+
+/// Copies to the audit topic what the gateway audited since the copier's
+/// last round (it runs every 2 s), once the gateway has answered its last
+/// call: a store rebuilt from the topics, or a hub switched to one, then
+/// misses none of it. Bounded, so a broker that went first cannot hold the
+/// stop up; what is not copied stays marked pending in this store.
+async fn copy_last_audit_entries(store: &Store, kafka: &blockhub_model::KafkaSettings) {
+    let copy = async {
+        let producer = kafka
+            .producer()
+            .map_err(blockhub_gateway::GatewayError::Broker)?;
+        blockhub_gateway::audit_topic::publish_pending(store, kafka, &producer).await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), copy).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(copied)) => info!(copied, "Last audit entries copied to the audit topic."),
+        Ok(Err(error)) => warn!(
+            error = %blockhub_model::error_chain(&error),
+            "The last audit entries were not copied to the audit topic; they stay pending \
+             in the store and are copied when a hub runs on it again."
+        ),
+        Err(_) => warn!(
+            "The last audit entries were not copied within 10 s; they stay pending in the \
+             store and are copied when a hub runs on it again."
+        ),
     }
 }
