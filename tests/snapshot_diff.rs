@@ -269,3 +269,35 @@ async fn an_old_export_read_late_leaves_the_newer_one_in_force() {
     merger.await.unwrap().unwrap();
     database.remove(store).await;
 }
+
+// A second trial: an export repeating the last one unchanged published
+// nothing, so an export made between the two, read after both, once
+// changed a contract and deleted a person the repeat still listed. The
+// repeat's run record now says which units it stated, and as of when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_export_older_than_an_unchanged_repeat_is_not_published() {
+    let broker = TestBroker::start().await;
+    let settings = broker.settings();
+    let dir = tempfile::tempdir().unwrap();
+    let roster = format!("{HEADER}{LIN}{ZHOU}{HE}");
+    ingest_exported(&settings, dir.path(), "roster_1101.csv", &roster, 30).await;
+    let repeat = ingest_exported(&settings, dir.path(), "roster_1201.csv", &roster, 4).await;
+    assert_eq!(
+        repeat.total().published,
+        0,
+        "an unchanged export publishes nothing"
+    );
+    let before = roster_operations(&settings).await;
+
+    let changed_lin = LIN.replace("2026-12-31", "2025-11-30");
+    let between = format!("{HEADER}{changed_lin}{ZHOU}");
+    let report = ingest_exported(&settings, dir.path(), "roster_1115.csv", &between, 20).await;
+    assert_eq!(report.total().outdated, 1, "林晓雯's other contract end");
+    assert_eq!(
+        (report.deleted, report.deletes_kept_newer),
+        (0, 1),
+        "何思远 stays"
+    );
+    assert_eq!(report.total().published, 0);
+    assert_eq!(roster_operations(&settings).await, before);
+}

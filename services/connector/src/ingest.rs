@@ -49,6 +49,9 @@ pub struct FileReport {
     /// Rows older than what a newer export of the source stated: published
     /// as history (the merger keeps them as superseded), not applied.
     pub stale: u64,
+    /// Rows of an export older than the newest one of their unit or list,
+    /// which may have stated them unchanged: not published at all.
+    pub outdated: u64,
     /// Facts published before exactly so: nothing sent.
     pub unchanged: u64,
     /// Title rows above the header, and the header rows themselves.
@@ -137,6 +140,7 @@ impl IngestReport {
             total.inserted += file.inserted;
             total.updated += file.updated;
             total.stale += file.stale;
+            total.outdated += file.outdated;
             total.unchanged += file.unchanged;
             total.skipped_title += file.skipped_title;
             total.skipped_blank += file.skipped_blank;
@@ -222,7 +226,10 @@ pub async fn ingest(
         report.files.push(file_report);
     }
     publish_deletes(source, &mut publisher, &mut snapshot, &mut report).await?;
-    let run = run_record(&report, started_at, options.clock.now());
+    let mut run = run_record(&report, started_at, options.clock.now());
+    // What the run stated in full, so that a later, older export is known
+    // to be older even where this one changed nothing.
+    run.exports = snapshot.export_scopes(run_exported(&report));
     publisher.sync_run(&run).await?;
     Ok(report)
 }
@@ -268,7 +275,17 @@ fn run_record(
             rows_read: f.data_rows(),
             rejected: f.rejected,
         }),
+        exports: Vec::new(),
     }
+}
+
+/// The newest export time among the run's files.
+fn run_exported(report: &IngestReport) -> Option<DateTime<Utc>> {
+    report
+        .files
+        .iter()
+        .filter_map(|f| f.exported.map(|e| e.at))
+        .max()
 }
 
 /// Publishes the facts the exports no longer have, unless a rejected row
@@ -281,12 +298,7 @@ async fn publish_deletes(
 ) -> Result<(), ConnectorError> {
     // Whole lists and units named with --unit are as of the newest file
     // of the run; a unit with rows, as of the newest file that had them.
-    let run_exported = report
-        .files
-        .iter()
-        .filter_map(|f| f.exported.map(|e| e.at))
-        .max();
-    let (deletions, kept_newer) = snapshot.deletions(run_exported);
+    let (deletions, kept_newer) = snapshot.deletions(run_exported(report));
     report.deletes_kept_newer = kept_newer;
     if deletions.is_empty() {
         return Ok(());
@@ -367,6 +379,7 @@ impl RowSink<'_> {
             Change::Insert => report.inserted += 1,
             Change::Update => report.updated += 1,
             Change::Stale => report.stale += 1,
+            Change::Outdated => report.outdated += 1,
             Change::Repeated => {
                 let warning = "DUPLICATE_ROW: repeats an earlier row exactly; counted once";
                 *report.warnings.entry(warning.to_string()).or_default() += 1;

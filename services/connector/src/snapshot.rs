@@ -31,10 +31,22 @@
 //! history) but changes nothing remembered, and an old export's missing
 //! facts are not deleted when a newer export stated them. So an old export
 //! ingested late cannot make the connector forget what the newer one said.
+//!
+//! A newer export that changed nothing publishes no event, so the facts
+//! alone cannot show that it was made. Each run's record therefore says
+//! which scopes its exports stated in full and as of when (a unit of a
+//! roster-like source, or a whole list), and the snapshot reads those back
+//! too. A row of an export older than the newest statement of its scope is
+//! outdated: it is not published at all (the store, which may hold the
+//! fact as of an even older export, would take it), and the summary counts
+//! it; a fact it lacks is not deleted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use blockhub_model::{BrokerError, CreditCode, Event, Fact, KafkaSettings, Operation};
+use blockhub_model::{
+    BrokerError, CreditCode, Event, EventKind, ExportScope, Fact, KafkaSettings, Operation,
+    SchemaRegistry, SyncRun,
+};
 use chrono::{DateTime, Utc};
 use tracing::info;
 
@@ -75,6 +87,10 @@ pub enum Change {
     /// Other content than what a newer export stated: published as history
     /// (the merger keeps it as superseded), remembered as nothing.
     Stale,
+    /// Other content (or a fact) from an export older than the newest
+    /// statement of its unit or list, whose fact the store may hold as of
+    /// an older export still: not published, counted.
+    Outdated,
     /// Stated already by an earlier row of this run, exactly so.
     Repeated,
     /// Stated already by an earlier row of this run (at `earlier`) with
@@ -90,7 +106,7 @@ impl Change {
     /// The operation to publish, if any.
     pub fn operation(&self) -> Option<Operation> {
         match self {
-            Self::Unchanged | Self::Repeated | Self::Conflict { .. } => None,
+            Self::Unchanged | Self::Repeated | Self::Conflict { .. } | Self::Outdated => None,
             Self::Insert => Some(Operation::Insert),
             Self::Update | Self::Stale => Some(Operation::Update),
         }
@@ -126,6 +142,10 @@ pub struct Snapshot {
     units: BTreeMap<CreditCode, i64>,
     /// Units the whole export covers (`--unit`), rows or not.
     covered: BTreeSet<CreditCode>,
+    /// The newest export time (ms) each scope was stated as of, by any
+    /// event or run record of the source: a unit for roster-like sources,
+    /// the whole list (none) for quota and case lists.
+    stated: HashMap<Option<CreditCode>, i64>,
 }
 
 impl Snapshot {
@@ -136,17 +156,90 @@ impl Snapshot {
             facts: HashMap::new(),
             units: BTreeMap::new(),
             covered: BTreeSet::new(),
+            stated: HashMap::new(),
+        }
+    }
+
+    /// The scope a fact is stated in, where the source states scopes in
+    /// full; none for additive sources.
+    fn scope_of(&self, fact: &Fact) -> Option<Option<CreditCode>> {
+        scope_in(self.source.delete_scope(), fact)
+    }
+
+    fn state(&mut self, scope: Option<CreditCode>, as_of: i64) {
+        let newest = self.stated.entry(scope).or_insert(as_of);
+        *newest = (*newest).max(as_of);
+    }
+
+    /// Takes in what one of the source's earlier runs stated.
+    fn fold_run(&mut self, run: SyncRun) {
+        if run.source_system != self.source.name() {
+            return;
+        }
+        for scope in run.exports {
+            let unit = match scope.unit_code {
+                None => None,
+                Some(code) => match CreditCode::parse(&code) {
+                    Ok(unit) => Some(unit),
+                    Err(_) => continue,
+                },
+            };
+            self.state(unit, scope.exported_at.timestamp_millis());
+        }
+    }
+
+    /// What this run stated in full, for its run record: each unit with
+    /// rows (and each unit named with --unit) as of its newest row, or the
+    /// whole list as of its newest row.
+    pub fn export_scopes(&self, run_exported: Option<DateTime<Utc>>) -> Vec<ExportScope> {
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms);
+        let run_ms = run_exported.map(|t| t.timestamp_millis());
+        match self.source.delete_scope() {
+            DeleteScope::Additive => Vec::new(),
+            DeleteScope::WholeSource => {
+                let newest = self.units.values().copied().chain(run_ms).max();
+                newest
+                    .and_then(at)
+                    .map(|exported_at| ExportScope {
+                        unit_code: None,
+                        exported_at,
+                    })
+                    .into_iter()
+                    .collect()
+            }
+            DeleteScope::ExportUnits => {
+                let mut scopes: BTreeMap<&CreditCode, i64> =
+                    self.units.iter().map(|(u, ms)| (u, *ms)).collect();
+                if let Some(run_ms) = run_ms {
+                    for unit in &self.covered {
+                        scopes.entry(unit).or_insert(run_ms);
+                    }
+                }
+                scopes
+                    .into_iter()
+                    .filter_map(|(unit, ms)| {
+                        at(ms).map(|exported_at| ExportScope {
+                            unit_code: Some(unit.as_str().to_string()),
+                            exported_at,
+                        })
+                    })
+                    .collect()
+            }
         }
     }
 
     /// Reads what `source` published from its topic.
     pub async fn load(settings: &KafkaSettings, source: SourceKind) -> Result<Self, BrokerError> {
         let kind = source.event_kind();
-        let (snapshot, stats) = replay(settings, kind, Self::empty(source), Snapshot::fold).await?;
+        let (mut snapshot, stats) =
+            replay(settings, kind, Self::empty(source), Snapshot::fold).await?;
         if !stats.complete {
             return Err(BrokerError::Incomplete {
                 topic: settings.topic(kind),
             });
+        }
+        for run in read_runs(settings).await? {
+            snapshot.fold_run(run);
         }
         info!(
             facts = snapshot.facts.len(),
@@ -163,6 +256,9 @@ impl Snapshot {
         let keep_fact = self.source.delete_scope() != DeleteScope::Additive;
         let deleted = event.envelope.operation == Operation::Delete;
         let order = event.envelope.order();
+        if let Some(scope) = self.scope_of(&event.fact) {
+            self.state(scope, order.0);
+        }
         let identity = event.fact.identity();
         if self.facts.get(&identity).is_some_and(|p| p.order > order) {
             // A stale statement (an old export published late): the newer
@@ -204,6 +300,14 @@ impl Snapshot {
             let newest = self.units.entry(unit.clone()).or_insert(order.0);
             *newest = (*newest).max(order.0);
         }
+        let scope = self.scope_of(fact);
+        let outdated = scope
+            .as_ref()
+            .and_then(|scope| self.stated.get(scope))
+            .is_some_and(|&newest| newest > order.0);
+        if let Some(scope) = scope {
+            self.state(scope, order.0);
+        }
         let keep_fact = self.source.delete_scope() != DeleteScope::Additive;
         let digest = fact.digest();
         let entry = self.facts.entry(fact.identity());
@@ -223,17 +327,21 @@ impl Snapshot {
                     Change::Unchanged
                 } else if published.order > order {
                     Change::Stale
+                } else if outdated {
+                    Change::Outdated
                 } else if published.deleted {
                     Change::Insert
                 } else {
                     Change::Update
                 }
             }
+            std::collections::hash_map::Entry::Vacant(_) if outdated => Change::Outdated,
             std::collections::hash_map::Entry::Vacant(_) => Change::Insert,
         };
         match entry {
+            std::collections::hash_map::Entry::Vacant(_) if change == Change::Outdated => {}
             std::collections::hash_map::Entry::Occupied(mut published)
-                if change == Change::Stale || change == Change::Unchanged =>
+                if matches!(change, Change::Stale | Change::Unchanged | Change::Outdated) =>
             {
                 // Stated in this run (so neither deleted nor repeated
                 // unnoticed), but what is remembered stays the newer
@@ -300,7 +408,11 @@ impl Snapshot {
             };
             // Without a known export time the delete is as of now.
             let now = Utc::now().timestamp_millis();
-            if published.order > (as_of.unwrap_or(now), now) {
+            // Fields, not `scope_of`, while the facts are borrowed.
+            let stated_later = scope_in(scope, fact)
+                .and_then(|fact_scope| self.stated.get(&fact_scope))
+                .is_some_and(|&newest| newest > as_of.unwrap_or(now));
+            if published.order > (as_of.unwrap_or(now), now) || stated_later {
                 kept_newer += 1;
                 continue;
             }
@@ -312,6 +424,49 @@ impl Snapshot {
             });
         }
         (deleted, kept_newer)
+    }
+}
+
+/// The scope a fact is stated in by a source whose exports state scopes in
+/// full (a unit's staff, a whole list); none for additive sources.
+fn scope_in(scope: DeleteScope, fact: &Fact) -> Option<Option<CreditCode>> {
+    match scope {
+        DeleteScope::WholeSource => Some(None),
+        DeleteScope::ExportUnits => Some(fact.unit().cloned()),
+        DeleteScope::Additive => None,
+    }
+}
+
+/// The source's earlier run records (every source's: the caller keeps its
+/// own), from the sync-run topic.
+async fn read_runs(settings: &KafkaSettings) -> Result<Vec<SyncRun>, BrokerError> {
+    let topic = settings.topic(EventKind::SyncRun);
+    let config = settings.client_config();
+    let brokers = settings.brokers.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let registry = SchemaRegistry::get().ok();
+        let mut runs = Vec::new();
+        let complete = blockhub_model::read_topic_to_end(
+            config,
+            &topic,
+            "blockhub-connector-runs",
+            |payload| {
+                if let Some(Ok(run)) = registry.map(|r| r.decode_sync_run(payload)) {
+                    runs.push(run);
+                }
+            },
+        );
+        (complete, runs, topic)
+    })
+    .await;
+    match read {
+        Ok((Ok(true), runs, _)) => Ok(runs),
+        Ok((Ok(false), _, topic)) => Err(BrokerError::Incomplete { topic }),
+        Ok((Err(source), ..)) => Err(BrokerError::Client { brokers, source }),
+        Err(_) => Err(BrokerError::Client {
+            brokers,
+            source: rdkafka::error::KafkaError::Canceled,
+        }),
     }
 }
 
@@ -561,5 +716,61 @@ mod tests {
             deleted[0].exported_at.map(|t| t.timestamp_millis()),
             Some(today.0)
         );
+    }
+
+    // A second trial: a newer export that changed nothing published no
+    // event, so an export made between the two, read last, deleted a
+    // person the newer one listed. The newer run's record now says so.
+    #[test]
+    fn an_export_older_than_a_run_that_changed_nothing_is_outdated() {
+        let mut snapshot = Snapshot::empty(SourceKind::Roster);
+        published_at(
+            &mut snapshot,
+            entry(P1, A, Some("2026-12-31")),
+            Operation::Insert,
+            30,
+        );
+        published_at(&mut snapshot, entry(P2, A, None), Operation::Insert, 30);
+        let (newer_ms, _) = exported(5, 0);
+        snapshot.fold_run(SyncRun {
+            run_id: "r".into(),
+            source_system: "staffing.roster".into(),
+            location: "roster_dec.csv".into(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            rows_read: 2,
+            published: 0,
+            unchanged: 2,
+            rejected: 0,
+            error: None,
+            worst_file: None,
+            exports: vec![ExportScope {
+                unit_code: Some(A.into()),
+                exported_at: DateTime::from_timestamp_millis(newer_ms).unwrap(),
+            }],
+        });
+        // Made in between: another contract end, P2 missing, P3 new.
+        let between = exported(15, 10);
+        assert_eq!(
+            snapshot.observe_at(&entry(P1, A, Some("2025-06-30")), "2", between),
+            Change::Outdated
+        );
+        let new_person = "330681199803206589";
+        assert_eq!(
+            snapshot.observe_at(&entry(new_person, A, None), "3", between),
+            Change::Outdated
+        );
+        let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(between.0));
+        assert_eq!((deleted.len(), kept), (0, 1));
+        // Unit B was not in the newer run: its rows are not outdated.
+        assert_eq!(
+            snapshot.observe_at(&entry(P3, B, None), "4", between),
+            Change::Insert
+        );
+        // What this run states, for its own record: unit A as of its rows
+        // (older than the record already there), unit B likewise.
+        let scopes = snapshot.export_scopes(DateTime::from_timestamp_millis(between.0));
+        let units: Vec<_> = scopes.iter().filter_map(|s| s.unit_code.clone()).collect();
+        assert_eq!(units, vec![B.to_string(), A.to_string()]);
     }
 }

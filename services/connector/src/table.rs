@@ -364,6 +364,7 @@ impl TablePoller {
             rejected: report.rejected,
             error: error.map(|e| blockhub_model::mask_ids_in_text(&e)),
             worst_file: None,
+            exports: Vec::new(),
         };
         self.publisher.sync_run(&run).await
     }

@@ -316,6 +316,7 @@ pub fn report_from_message(message: &proto::HealthReport) -> HealthReport {
                         rows_read: w.rows_read,
                         rejected: w.rejected,
                     }),
+                exports: Vec::new(),
             }),
             next_due: time(&s.next_due),
             overdue_since: time(&s.overdue_since),
@@ -389,6 +390,7 @@ mod tests {
                 rows_read: 20,
                 rejected: 12,
             }),
+            exports: Vec::new(),
         };
         let report = HealthReport {
             generated_at: at("2026-12-05T02:00:00Z"),

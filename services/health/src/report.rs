@@ -326,6 +326,7 @@ mod tests {
                 rows_read: 20,
                 rejected: 20,
             }),
+            exports: Vec::new(),
         };
         let shown = format!("{:?}", shareable_run(run));
         assert!(!shown.contains("330681199501256740"), "{shown}");

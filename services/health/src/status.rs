@@ -362,6 +362,7 @@ mod tests {
             rejected,
             error: None,
             worst_file: None,
+            exports: Vec::new(),
         }
     }
 

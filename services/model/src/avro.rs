@@ -122,6 +122,11 @@ pub(crate) const SCHEMA_FILES: &[(EventKind, u32, &str)] = &[
         1,
         include_str!("../../../schemas/sync_run.v1.avsc"),
     ),
+    (
+        EventKind::SyncRun,
+        2,
+        include_str!("../../../schemas/sync_run.v2.avsc"),
+    ),
 ];
 
 /// Why a message could not be encoded or decoded.
@@ -491,6 +496,26 @@ impl SchemaRegistry {
                     ),
                 },
             ),
+            (
+                "exports".into(),
+                Value::Array(
+                    run.exports
+                        .iter()
+                        .map(|scope| {
+                            Value::Record(vec![
+                                (
+                                    "unit_code".into(),
+                                    optional_string(scope.unit_code.as_deref()),
+                                ),
+                                (
+                                    "exported_at".into(),
+                                    Value::TimestampMillis(scope.exported_at.timestamp_millis()),
+                                ),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
         ]);
         self.encode_value(EventKind::SyncRun, value)
     }
@@ -531,6 +556,7 @@ impl SchemaRegistry {
                 }
                 _ => None,
             },
+            exports: record.export_scopes("exports")?,
         })
     }
 }
@@ -1084,6 +1110,26 @@ impl Record {
         }
     }
 
+    /// The export scopes of a run; none where older versions lack them.
+    fn export_scopes(&self, field: &'static str) -> Result<Vec<crate::ExportScope>, AvroError> {
+        if !self.0.iter().any(|(name, _)| name == field) {
+            return Ok(Vec::new());
+        }
+        let Value::Array(items) = self.get(field)? else {
+            return Err(Self::wrong(field, "an array", self.get(field)?));
+        };
+        items
+            .iter()
+            .map(|item| {
+                let scope = Record::new(item.clone())?;
+                Ok(crate::ExportScope {
+                    unit_code: scope.optional_string("unit_code")?,
+                    exported_at: scope.timestamp("exported_at")?,
+                })
+            })
+            .collect()
+    }
+
     /// A nullable timestamp that older schema versions may not have at all.
     fn optional_timestamp(&self, field: &'static str) -> Result<Option<DateTime<Utc>>, AvroError> {
         if !self.0.iter().any(|(name, _)| name == field) {
@@ -1484,6 +1530,7 @@ mod tests {
             rejected: 8,
             error: None,
             worst_file: None,
+            exports: Vec::new(),
         };
         let message = registry().encode_sync_run(&run).unwrap();
         assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
@@ -1496,6 +1543,18 @@ mod tests {
         let message = registry().encode_sync_run(&run).unwrap();
         assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
         assert!(registry().decode_event(&message).is_err());
+        run.exports = vec![
+            crate::ExportScope {
+                unit_code: Some("11330681830166130U".into()),
+                exported_at: at,
+            },
+            crate::ExportScope {
+                unit_code: None,
+                exported_at: at - chrono::Duration::days(1),
+            },
+        ];
+        let message = registry().encode_sync_run(&run).unwrap();
+        assert_eq!(registry().decode_sync_run(&message).unwrap(), run);
     }
 
     #[test]

@@ -404,6 +404,22 @@ pub struct SyncRun {
     /// Of a run over several files, the one with the largest share of
     /// rejected rows.
     pub worst_file: Option<FileRejections>,
+    /// What the run's exports stated in full, and as of when (see
+    /// `ExportScope`); empty for additive sources, tables and older runs.
+    #[serde(default)]
+    pub exports: Vec<ExportScope>,
+}
+
+/// One scope an export run stated in full: a unit of a roster-like source
+/// (all its staff), or the whole list of a quota or case list. Recorded so
+/// that an older export read later is known to be older even where the
+/// newer one changed nothing and so published no event of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportScope {
+    /// The unit's credit code; none for the whole list.
+    pub unit_code: Option<String>,
+    /// The newest export time among the run's files for the scope.
+    pub exported_at: DateTime<Utc>,
 }
 
 /// One file's rejected rows.

@@ -28,9 +28,9 @@ pub use credit_code::{CreditCode, CreditCodeError};
 pub use date::{DateError, ExcelEpoch, from_excel_serial, parse_date};
 pub use error_text::error_chain;
 pub use event::{
-    Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, Fact, FileRejections,
-    Operation, PayrollPayment, PensionStart, PostCategory, PurchasedService, RosterEntry,
-    SourceRef, SourceRefKind, StaffStatus, SyncRun, UnitQuota, VeteranPlacement,
+    Contribution, DeadLetter, EnforcementCase, Envelope, Event, EventKind, ExportScope, Fact,
+    FileRejections, Operation, PayrollPayment, PensionStart, PostCategory, PurchasedService,
+    RosterEntry, SourceRef, SourceRefKind, StaffStatus, SyncRun, UnitQuota, VeteranPlacement,
 };
 
 pub use kafka::{BrokerError, DeadLetterSink, KafkaSettings, read_topic_to_end, send_all};

@@ -211,6 +211,14 @@ pub fn print_table(report: &IngestReport, dead_letter_topic: &str) {
                 file.file, file.stale
             );
         }
+        if file.outdated > 0 {
+            let rows = if file.outdated == 1 { "row" } else { "rows" };
+            println!(
+                "  {}: {} {rows} from an export older than one of the same unit (or list) \
+                 ingested before: not published, the newer export holds",
+                file.file, file.outdated
+            );
+        }
         if file.padded > 0 {
             println!(
                 "  {}: {} short rows padded with empty cells",

@@ -169,6 +169,8 @@ impl From<RunRow> for SyncRun {
                     rows_read: count(row.worst_file_rows.unwrap_or(0)),
                     rejected: count(row.worst_file_rejected.unwrap_or(0)),
                 }),
+            // Kept for the connector's snapshot only, not in the store.
+            exports: Vec::new(),
         }
     }
 }
