@@ -180,12 +180,22 @@ impl TestDatabase {
     /// directory).
     pub async fn remove(self, store: Store) {
         store.close().await;
-        if let Some(name) = &self.drop_name
-            && let Ok(mut connection) = sqlx::AnyConnection::connect(&postgres_admin_url()).await
-        {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-                .execute(&mut connection)
-                .await;
+        if let Some(name) = &self.drop_name {
+            // FORCE (PostgreSQL 13 and later) ends sessions still open on
+            // it, such as a benchmark's merger process that has not quite
+            // exited; a database left behind is said, not ignored.
+            let dropped = match sqlx::AnyConnection::connect(&postgres_admin_url()).await {
+                Ok(mut connection) => {
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut connection)
+                        .await
+                        .map(|_| ())
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = dropped {
+                eprintln!("warning: test database {name} was not dropped: {error}");
+            }
         }
     }
 }
