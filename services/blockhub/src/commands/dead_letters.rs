@@ -14,6 +14,15 @@ pub struct DeadLettersArgs {
     /// Only this source system (staffing.roster, finance.payroll, merger, ...).
     #[arg(long)]
     pub source: Option<String>,
+    /// How many, how printed, from which store.
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// Flags of the commands that list what the store kept (`dead-letters`,
+/// `superseded`).
+#[derive(Debug, Args)]
+pub struct ListArgs {
     /// At most this many, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: i64,
@@ -27,10 +36,9 @@ pub struct DeadLettersArgs {
 
 /// Runs `dead-letters`.
 pub async fn run(data: &DataDir, args: DeadLettersArgs) -> Result<ExitCode> {
+    let DeadLettersArgs { source, list: args } = args;
     let store = args.store.open_existing(data).await?;
-    let letters = store
-        .dead_letters(args.source.as_deref(), args.limit)
-        .await?;
+    let letters = store.dead_letters(source.as_deref(), args.limit).await?;
     for letter in &letters {
         if args.json {
             println!("{}", serde_json::to_string(letter)?);

@@ -7,24 +7,11 @@ use std::process::ExitCode;
 use anyhow::Result;
 use blockhub_merger::store::SupersededFact;
 use blockhub_model::mask_ids_in_text;
-use clap::Args;
 
-use crate::StoreArgs;
 use crate::config::DataDir;
 
-/// Flags of `superseded`.
-#[derive(Debug, Args)]
-pub struct SupersededArgs {
-    /// At most this many, newest read first.
-    #[arg(long, default_value_t = 50)]
-    pub limit: i64,
-    /// One JSON object per line.
-    #[arg(long)]
-    pub json: bool,
-    /// The store.
-    #[command(flatten)]
-    pub store: StoreArgs,
-}
+/// Flags of `superseded`: how many, how printed, from which store.
+pub type SupersededArgs = super::dead_letters::ListArgs;
 
 /// Runs `superseded`.
 pub async fn run(data: &DataDir, args: SupersededArgs) -> Result<ExitCode> {
