@@ -373,7 +373,10 @@ impl RowSink<'_> {
                 envelope.source_ref.location, envelope.source_ref.position
             ),
         };
-        let change = self.snapshot.observe_at(&fact, &place, envelope.order());
+        let exported = envelope.exported_at.is_some();
+        let change = self
+            .snapshot
+            .observe_at(&fact, &place, envelope.order(), exported);
         match &change {
             Change::Unchanged => report.unchanged += 1,
             Change::Insert => report.inserted += 1,

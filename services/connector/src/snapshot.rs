@@ -121,7 +121,18 @@ struct Published {
     /// The fact itself, kept only where a later export may delete it.
     fact: Option<Fact>,
     /// Where this run's exports had the fact, if they did.
-    seen_at: Option<String>,
+    seen: Option<Seen>,
+}
+
+/// A fact's statement in this run.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// The row, as a conflict names it.
+    place: String,
+    /// The export time (ms) of its file, if known.
+    exported: Option<i64>,
+    /// What the row said.
+    digest: [u8; 32],
 }
 
 /// A fact missing from the exports, to be published as a delete.
@@ -272,7 +283,7 @@ impl Snapshot {
                 deleted,
                 order,
                 fact: keep_fact.then_some(event.fact),
-                seen_at: None,
+                seen: None,
             },
         );
     }
@@ -286,7 +297,7 @@ impl Snapshot {
     /// `observe_at`.
     pub fn observe(&mut self, fact: &Fact, position: &str) -> Change {
         let now = Utc::now().timestamp_millis();
-        self.observe_at(fact, position, (now, now))
+        self.observe_at(fact, position, (now, now), false)
     }
 
     /// Classifies a fact read from an export at `position`, whose event
@@ -294,8 +305,17 @@ impl Snapshot {
     /// in this run (the caller publishes what the change says). A
     /// conflicting restatement is not recorded: the first row of the run
     /// stands until the export is fixed. Nor is a stale one (older than
-    /// the statement remembered).
-    pub fn observe_at(&mut self, fact: &Fact, position: &str, order: (i64, i64)) -> Change {
+    /// the statement remembered). `exported` says whether `order` holds an
+    /// export time: of two files of one run with export times, the newer
+    /// one's row holds, whichever was read first.
+    pub fn observe_at(
+        &mut self,
+        fact: &Fact,
+        position: &str,
+        order: (i64, i64),
+        exported: bool,
+    ) -> Change {
+        let exported = exported.then_some(order.0);
         if let Some(unit) = fact.unit() {
             let newest = self.units.entry(unit.clone()).or_insert(order.0);
             *newest = (*newest).max(order.0);
@@ -314,14 +334,28 @@ impl Snapshot {
         let change = match &entry {
             std::collections::hash_map::Entry::Occupied(published) => {
                 let published = published.get();
-                if let Some(earlier) = &published.seen_at {
-                    return if published.digest == digest {
-                        Change::Repeated
-                    } else {
-                        Change::Conflict {
-                            earlier: earlier.clone(),
-                        }
-                    };
+                if let Some(seen) = &published.seen {
+                    let (this, earlier) = (exported, seen.exported);
+                    let newer_file = this.zip(earlier).is_some_and(|(t, e)| t > e);
+                    let older_file = this.zip(earlier).is_some_and(|(t, e)| t < e);
+                    if older_file {
+                        // A newer file of this run stated it already.
+                        return match seen.digest == digest {
+                            true => Change::Unchanged,
+                            false => Change::Outdated,
+                        };
+                    }
+                    if !newer_file {
+                        // One export stating a fact twice.
+                        return match seen.digest == digest {
+                            true => Change::Repeated,
+                            false => Change::Conflict {
+                                earlier: seen.place.clone(),
+                            },
+                        };
+                    }
+                    // A newer file than the one that stated it: judged
+                    // against what is remembered, like any export.
                 }
                 if !published.deleted && published.digest == digest {
                     Change::Unchanged
@@ -338,6 +372,11 @@ impl Snapshot {
             std::collections::hash_map::Entry::Vacant(_) if outdated => Change::Outdated,
             std::collections::hash_map::Entry::Vacant(_) => Change::Insert,
         };
+        let seen = Seen {
+            place: position.to_string(),
+            exported,
+            digest,
+        };
         match entry {
             std::collections::hash_map::Entry::Vacant(_) if change == Change::Outdated => {}
             std::collections::hash_map::Entry::Occupied(mut published)
@@ -346,7 +385,7 @@ impl Snapshot {
                 // Stated in this run (so neither deleted nor repeated
                 // unnoticed), but what is remembered stays the newer
                 // statement.
-                published.get_mut().seen_at = Some(position.to_string());
+                published.get_mut().seen = Some(seen);
             }
             entry => {
                 entry.insert_entry(Published {
@@ -354,7 +393,7 @@ impl Snapshot {
                     deleted: false,
                     order,
                     fact: keep_fact.then(|| fact.clone()),
-                    seen_at: Some(position.to_string()),
+                    seen: Some(seen),
                 });
             }
         }
@@ -365,7 +404,7 @@ impl Snapshot {
     /// rows of earlier runs no longer count as stated in this one.
     pub fn start_run(&mut self) {
         for published in self.facts.values_mut() {
-            published.seen_at = None;
+            published.seen = None;
         }
         self.units.clear();
     }
@@ -388,7 +427,7 @@ impl Snapshot {
         let mut deleted = Vec::new();
         let mut kept_newer = 0;
         for published in self.facts.values_mut() {
-            if published.deleted || published.seen_at.is_some() {
+            if published.deleted {
                 continue;
             }
             let Some(fact) = &published.fact else {
@@ -406,6 +445,17 @@ impl Snapshot {
             let Some(as_of) = as_of else {
                 continue;
             };
+            // Stated by the newest file of its scope in this run: present.
+            // Stated only by an older file of the run: missing from the
+            // newest, so deleted as of it (where both times are known).
+            let stated_now = published.seen.as_ref().is_some_and(|seen| {
+                seen.exported
+                    .zip(as_of)
+                    .is_none_or(|(seen, newest)| seen >= newest)
+            });
+            if stated_now {
+                continue;
+            }
             // Without a known export time the delete is as of now.
             let now = Utc::now().timestamp_millis();
             // Fields, not `scope_of`, while the facts are borrowed.
@@ -653,7 +703,7 @@ mod tests {
         published_at(&mut snapshot, entry(P2, A, None), Operation::Insert, 1);
         let old = exported(30, 10);
         assert_eq!(
-            snapshot.observe_at(&entry(P1, A, Some("2025-11-30")), "2", old),
+            snapshot.observe_at(&entry(P1, A, Some("2025-11-30")), "2", old, true),
             Change::Stale
         );
         let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(old.0));
@@ -668,7 +718,7 @@ mod tests {
         snapshot.start_run();
         let today = exported(0, 20);
         assert_eq!(
-            snapshot.observe_at(&entry(P1, A, Some("2025-11-30")), "2", today),
+            snapshot.observe_at(&entry(P1, A, Some("2025-11-30")), "2", today, true),
             Change::Update
         );
         let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(today.0));
@@ -696,7 +746,12 @@ mod tests {
             30,
         );
         assert_eq!(
-            replayed.observe_at(&entry(P1, A, Some("2027-06-30")), "2", exported(0, 30)),
+            replayed.observe_at(
+                &entry(P1, A, Some("2027-06-30")),
+                "2",
+                exported(0, 30),
+                true
+            ),
             Change::Unchanged
         );
     }
@@ -708,8 +763,8 @@ mod tests {
         let mut snapshot = Snapshot::empty(SourceKind::Roster);
         published_at(&mut snapshot, entry(P1, A, None), Operation::Insert, 1);
         let (today, month_old) = (exported(0, 10), exported(30, 10));
-        snapshot.observe_at(&entry(P2, A, None), "2", today);
-        snapshot.observe_at(&entry(P3, B, None), "2", month_old);
+        snapshot.observe_at(&entry(P2, A, None), "2", today, true);
+        snapshot.observe_at(&entry(P3, B, None), "2", month_old, true);
         let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(today.0));
         assert_eq!((deleted.len(), kept), (1, 0));
         assert_eq!(
@@ -752,19 +807,19 @@ mod tests {
         // Made in between: another contract end, P2 missing, P3 new.
         let between = exported(15, 10);
         assert_eq!(
-            snapshot.observe_at(&entry(P1, A, Some("2025-06-30")), "2", between),
+            snapshot.observe_at(&entry(P1, A, Some("2025-06-30")), "2", between, true),
             Change::Outdated
         );
         let new_person = "330681199803206589";
         assert_eq!(
-            snapshot.observe_at(&entry(new_person, A, None), "3", between),
+            snapshot.observe_at(&entry(new_person, A, None), "3", between, true),
             Change::Outdated
         );
         let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(between.0));
         assert_eq!((deleted.len(), kept), (0, 1));
         // Unit B was not in the newer run: its rows are not outdated.
         assert_eq!(
-            snapshot.observe_at(&entry(P3, B, None), "4", between),
+            snapshot.observe_at(&entry(P3, B, None), "4", between, true),
             Change::Insert
         );
         // What this run states, for its own record: unit A as of its rows
@@ -772,5 +827,59 @@ mod tests {
         let scopes = snapshot.export_scopes(DateTime::from_timestamp_millis(between.0));
         let units: Vec<_> = scopes.iter().filter_map(|s| s.unit_code.clone()).collect();
         assert_eq!(units, vec![B.to_string(), A.to_string()]);
+    }
+
+    // A third trial: two exports of one unit in one run were taken for
+    // one export contradicting itself (the first file listed kept, the
+    // newer rejected), and a person missing from the newer was kept.
+    #[test]
+    fn of_two_files_of_one_unit_in_a_run_the_newer_holds_whichever_comes_first() {
+        for newer_first in [false, true] {
+            let mut snapshot = Snapshot::empty(SourceKind::Roster);
+            published_at(
+                &mut snapshot,
+                entry(P1, A, Some("2026-12-31")),
+                Operation::Insert,
+                30,
+            );
+            published_at(&mut snapshot, entry(P2, A, None), Operation::Insert, 30);
+            let (older, newer) = (exported(2, 10), exported(1, 20));
+            let older_rows = [
+                (entry(P1, A, Some("2029-07-31")), "a.csv row 2"),
+                (entry(P2, A, None), "a.csv row 3"),
+            ];
+            let newer_rows = [(entry(P1, A, Some("2031-07-31")), "b.csv row 2")];
+            let mut changes = Vec::new();
+            let mut read = |rows: &[(Fact, &str)], order| {
+                for (fact, place) in rows {
+                    changes.push(snapshot.observe_at(fact, place, order, true));
+                }
+            };
+            if newer_first {
+                read(&newer_rows, newer);
+                read(&older_rows, older);
+                assert_eq!(
+                    changes,
+                    vec![Change::Update, Change::Outdated, Change::Unchanged],
+                    "the older file's other contract end is not published"
+                );
+            } else {
+                read(&older_rows, older);
+                read(&newer_rows, newer);
+                assert_eq!(
+                    changes,
+                    vec![Change::Update, Change::Unchanged, Change::Update],
+                    "published in export order, so the newer holds"
+                );
+            }
+            let (deleted, kept) = snapshot.deletions(DateTime::from_timestamp_millis(newer.0));
+            assert_eq!(kept, 0);
+            let facts: Vec<Fact> = deleted.into_iter().map(|d| d.fact).collect();
+            assert_eq!(
+                facts,
+                vec![entry(P2, A, None)],
+                "missing from the newer file"
+            );
+        }
     }
 }
