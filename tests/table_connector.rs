@@ -165,4 +165,6 @@ async fn table_rows_are_published_once_across_shared_watermarks_and_restarts() {
     let departed: Vec<_> = rows.iter().filter(|(_, status)| status == "减少").collect();
     assert_eq!(departed, vec![&("周雅琴".to_string(), "减少".to_string())]);
     assert_eq!(StaffStatus::from_label("减少"), StaffStatus::Left);
+    drop(restarted);
+    department.drop_database().await;
 }

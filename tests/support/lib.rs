@@ -180,6 +180,13 @@ impl TestDatabase {
     /// directory).
     pub async fn remove(self, store: Store) {
         store.close().await;
+        self.drop_database().await;
+    }
+
+    /// Drops the database (a PostgreSQL one; an SQLite file goes with its
+    /// folder), for a database no store was opened on, such as a
+    /// department's source tables.
+    pub async fn drop_database(self) {
         if let Some(name) = &self.drop_name {
             // FORCE (PostgreSQL 13 and later) ends sessions still open on
             // it, such as a benchmark's merger process that has not quite
