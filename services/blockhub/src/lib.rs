@@ -77,67 +77,52 @@ impl StoreArgs {
     pub fn url(&self, data: &config::DataDir) -> String {
         self.database_url
             .clone()
-            .or_else(|| self.hub_store(data))
+            .or_else(|| {
+                recorded_store(data)
+                    .map(|(store, _)| store)
+                    .filter(|store| !hides_password(store))
+            })
             .unwrap_or_else(|| data.store_url())
-    }
-
-    /// The store of the hub running with this data directory, else of the
-    /// last one that ran, when named in full (a password is never written
-    /// down: `up` writes the URL through `redact`, which puts *** for it).
-    fn hub_store(&self, data: &config::DataDir) -> Option<String> {
-        data.hub()
-            .map(|hub| hub.store)
-            .or_else(|| data.last_store())
-            .filter(|store| !store.contains(":***@"))
     }
 
     /// Opens a store that must exist already, for the commands that read
     /// what a hub built: without --database-url, the data directory must
     /// hold a hub's store.
     pub async fn open_existing(&self, data: &config::DataDir) -> anyhow::Result<Store> {
-        if let Some(url) = &self.database_url
-            && let Some(file) = url.strip_prefix("sqlite://")
-        {
-            let file = file.split('?').next().unwrap_or(file);
-            if !std::path::Path::new(file).exists() {
-                anyhow::bail!(
-                    "no store at {file}: check --database-url (a command that reads the store \
-                     never creates one)"
-                );
+        let url = match (&self.database_url, recorded_store(data)) {
+            (Some(url), _) => {
+                if let Some(file) = url.strip_prefix("sqlite://") {
+                    let file = file.split('?').next().unwrap_or(file);
+                    if !std::path::Path::new(file).exists() {
+                        anyhow::bail!(
+                            "no store at {file}: check --database-url (a command that reads \
+                             the store never creates one)"
+                        );
+                    }
+                }
+                url.clone()
             }
-        }
-        let hub_store = data
-            .hub()
-            .map(|hub| hub.store)
-            .or_else(|| data.last_store());
-        if self.database_url.is_none()
-            && let Some(store) = hub_store
-            && self.hub_store(data).is_none()
-        {
-            anyhow::bail!(
+            (None, Some((store, _))) if hides_password(&store) => anyhow::bail!(
                 "the hub of data directory {} uses {store}, whose password is not written \
                  down: pass --database-url (or BLOCKHUB_DATABASE_URL)",
                 data.root().display(),
-            );
-        }
-        if self.database_url.is_none()
-            && self.hub_store(data).is_none()
-            && !data.store_file().exists()
-        {
-            anyhow::bail!(
+            ),
+            (None, Some((store, running))) => {
+                if !running {
+                    // Said, because no hub runs to show which store this is.
+                    eprintln!(
+                        "(reading {store}, the store the last hub of this data directory ran on)"
+                    );
+                }
+                store
+            }
+            (None, None) if !data.store_file().exists() => anyhow::bail!(
                 "no store in data directory {} (no hub has run there): pass the hub's \
                  --data-dir (before or after the command's own flags), or --database-url",
                 data.root().display()
-            );
-        }
-        let url = self.url(data);
-        if self.database_url.is_none() && data.hub().is_none() && data.last_store().is_some() {
-            // Said, because no hub runs to show which store this is.
-            eprintln!(
-                "(reading {}, the store the last hub of this data directory ran on)",
-                blockhub_merger::store::redact(&url)
-            );
-        }
+            ),
+            (None, None) => data.store_url(),
+        };
         Store::open(&url)
             .await
             .map_err(|error| anyhow::Error::new(error).context("opening the store"))
@@ -224,6 +209,22 @@ impl Command {
             _ => false,
         }
     }
+}
+
+/// The store of the hub running with this data directory, else of the last
+/// one that ran there, and whether it runs: read from hub.json, else from
+/// last-store.
+fn recorded_store(data: &config::DataDir) -> Option<(String, bool)> {
+    match data.hub() {
+        Some(hub) => Some((hub.store, true)),
+        None => data.last_store().map(|store| (store, false)),
+    }
+}
+
+/// Whether a recorded store URL stands without its password (`up` writes
+/// it through `redact`, which puts *** for one): it cannot be opened so.
+fn hides_password(url: &str) -> bool {
+    url.contains(":***@")
 }
 
 /// Runs a parsed command line and returns the process exit code.
