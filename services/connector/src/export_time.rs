@@ -233,16 +233,23 @@ mod tests {
         );
     }
 
+    /// A one-cell workbook in `dir` whose core properties say it was saved
+    /// at `saved` (rust_xlsxwriter writes it as created and modified).
+    fn workbook_saved_at(dir: &Path, saved: &str) -> std::path::PathBuf {
+        let path = dir.join("roster.xlsx");
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let saved = rust_xlsxwriter::ExcelDateTime::parse_from_str(saved).unwrap();
+        let properties = rust_xlsxwriter::DocProperties::new().set_creation_datetime(&saved);
+        workbook.set_properties(&properties);
+        workbook.add_worksheet().write(0, 0, "姓名").unwrap();
+        workbook.save(&path).unwrap();
+        path
+    }
+
     #[test]
     fn a_saved_workbook_gives_its_own_time() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("roster.xlsx");
-        let mut workbook = rust_xlsxwriter::Workbook::new();
-        let saved = rust_xlsxwriter::ExcelDateTime::parse_from_str("2026-11-30T09:15:00").unwrap();
-        workbook
-            .set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&saved));
-        workbook.add_worksheet().write(0, 0, "姓名").unwrap();
-        workbook.save(&path).unwrap();
+        let path = workbook_saved_at(dir.path(), "2026-11-30T09:15:00");
         let found = export_time(&path, None).unwrap();
         assert_eq!(found.from, ExportTimeSource::Workbook);
         assert_eq!(found.at.to_rfc3339(), "2026-11-30T09:15:00+00:00");
@@ -285,13 +292,7 @@ mod tests {
             "parsed, and then passed over by export_time"
         );
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("roster.xlsx");
-        let mut workbook = rust_xlsxwriter::Workbook::new();
-        let saved = rust_xlsxwriter::ExcelDateTime::parse_from_str("2062-11-30T09:15:00").unwrap();
-        let properties = rust_xlsxwriter::DocProperties::new().set_creation_datetime(&saved);
-        workbook.set_properties(&properties);
-        workbook.add_worksheet().write(0, 0, "姓名").unwrap();
-        workbook.save(&path).unwrap();
+        let path = workbook_saved_at(dir.path(), "2062-11-30T09:15:00");
         let found = export_time(&path, None).unwrap();
         assert_eq!(found.from, ExportTimeSource::FileTime);
     }

@@ -226,17 +226,19 @@ pub async fn ingest(
         report.files.push(file_report);
     }
     publish_deletes(source, &mut publisher, &mut snapshot, &mut report).await?;
-    let mut run = run_record(&report, started_at, options.clock.now());
     // What the run stated in full, so that a later, older export is known
     // to be older even where this one changed nothing.
-    run.exports = snapshot.export_scopes(run_exported(&report));
+    let exports = snapshot.export_scopes(run_exported(&report));
+    let run = run_record(&report, exports, started_at, options.clock.now());
     publisher.sync_run(&run).await?;
     Ok(report)
 }
 
-/// The run's record for sync health: what was read and what became of it.
+/// The run's record for sync health: what was read and what became of it;
+/// and, for the connector's next runs, what it stated in full (`exports`).
 fn run_record(
     report: &IngestReport,
+    exports: Vec<blockhub_model::ExportScope>,
     started_at: chrono::DateTime<Utc>,
     finished_at: chrono::DateTime<Utc>,
 ) -> SyncRun {
@@ -275,7 +277,7 @@ fn run_record(
             rows_read: f.data_rows(),
             rejected: f.rejected,
         }),
-        exports: Vec::new(),
+        exports,
     }
 }
 

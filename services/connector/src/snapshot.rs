@@ -548,13 +548,20 @@ mod tests {
         })
     }
 
+    /// A fact the source published (read now, no export time).
     fn published(snapshot: &mut Snapshot, fact: Fact, operation: Operation) {
-        let envelope = blockhub_model::Envelope::for_file_row(
+        publish(snapshot, fact, operation, None);
+    }
+
+    fn publish(snapshot: &mut Snapshot, fact: Fact, operation: Operation, days: Option<i64>) {
+        let mut envelope = blockhub_model::Envelope::for_file_row(
             snapshot.source.name(),
             "roster.xlsx",
             3,
             operation,
         );
+        envelope.exported_at =
+            days.and_then(|days| DateTime::from_timestamp_millis(exported(days, 0).0));
         snapshot.fold(Event { envelope, fact });
     }
 
@@ -675,16 +682,9 @@ mod tests {
         (1_800_000_000_000 - days * day, 1_800_000_000_000 + read)
     }
 
+    /// A fact the source published from an export made `days` days ago.
     fn published_at(snapshot: &mut Snapshot, fact: Fact, operation: Operation, days: i64) {
-        let mut envelope = blockhub_model::Envelope::for_file_row(
-            snapshot.source.name(),
-            "roster.xlsx",
-            3,
-            operation,
-        );
-        let (exported_ms, _) = exported(days, 0);
-        envelope.exported_at = DateTime::from_timestamp_millis(exported_ms);
-        snapshot.fold(Event { envelope, fact });
+        publish(snapshot, fact, operation, Some(days));
     }
 
     // The trial's three cases: an old export read late must not make the
